@@ -1,0 +1,297 @@
+"""Typed run configuration: dataclasses, named presets, YAML files and `--set key=value` overrides.
+
+Resolution order: dataclass defaults -> preset -> YAML file -> command-line flags and `--set` overrides.
+The resolved config is written to `RUN/config.yaml` and stored in every checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError, MissingPathError
+
+
+@dataclass
+class ModelConfig:
+    arch: str = "resnet"  # backbone: resnet (the paper's 128x128 nets) | dcgan (the popular 64x64 PyTorch SAGAN)
+    z_dim: int = 128  # latent size
+    g_channels: int = 64  # generator width: channels of its highest-resolution feature map
+    d_channels: int = 64  # discriminator width: channels of its highest-resolution feature map
+    g_attention: list[int] = field(default_factory=lambda: [32])  # G feature resolutions followed by self-attention
+    d_attention: list[int] = field(default_factory=lambda: [32])  # D feature resolutions followed by self-attention
+    attention: str = "paper"  # paper (1x1 f, g, h convs) | official (the released TF block, pooled keys)
+    g_spectral_norm: bool = True  # spectral norm on generator layers
+    d_spectral_norm: bool = True  # spectral norm on discriminator layers
+    num_classes: int = 0  # > 0: conditional BN in G and a projection discriminator
+    init: str = "orthogonal"  # weight init: orthogonal | xavier
+
+
+@dataclass
+class DataConfig:
+    name: str = "embedded"  # embedded | imagefolder | celeba | mnist | fashion-mnist
+    root: str | None = None  # dataset folder (not needed for the embedded dataset)
+    split: str = "train"  # celeba: train | valid | test | all; mnist, fashion-mnist: train | test
+    resolution: int = 32  # image size, a power of two from 32 to 256
+    channels: int = 3  # 3 = RGB, 1 = grayscale
+    crop: int = 0  # center-crop size before resizing; 0 = the largest centered square (178 for CelebA)
+    workers: int = 2  # decoding processes for datasets read from image files
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 200_000  # total generator steps of the run
+    batch_size: int = 64
+    loss: str = "hinge"  # hinge (the paper) | bce (non-saturating) | wgan-gp
+    gp_weight: float = 10.0  # gradient-penalty weight (loss wgan-gp)
+    r1_weight: float = 0.0  # R1 penalty weight on real images, any loss (0 = off)
+    clip_grad_norm: float = 0.0  # max gradient norm for G and D (0 = off)
+    lr_g: float = 1e-4  # TTUR: G learns 4x slower than D
+    lr_d: float = 4e-4
+    beta1: float = 0.0
+    beta2: float = 0.9
+    weight_decay: float = 0.0  # Adam L2 weight decay for G and D
+    lr_schedule: str = "constant"  # constant | linear (decay to 0 at the last step) | exponential (per epoch)
+    lr_gamma: float = 0.99  # per-epoch factor of the exponential schedule
+    n_dis: int = 1  # D steps per G step
+    ema_decay: float = 0.999  # decay of the generator EMA used for sampling
+    ema_start: int = 0  # G steps before the EMA starts averaging (until then it copies G)
+    amp: str = "none"  # mixed precision: none | bf16 | fp16 (CUDA only)
+    channels_last: bool = False  # NHWC memory format for convolutions
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    seed: int = 0
+    log_every: int = 100  # steps between lines of metrics.jsonl
+    sample_every: int = 1000  # steps between sample grids
+    checkpoint_every: int = 5000  # steps between checkpoints
+    keep_checkpoints: int = 3  # step-XXXXXXX.pt files kept besides latest.pt
+    num_samples: int = 64  # images in each sample grid
+
+
+@dataclass
+class Config:
+    preset: str = ""  # the preset this config started from
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "demo": {
+        "description": "embedded Fashion-MNIST subset at 32x32, small DCGAN-style SAGAN, a few minutes on a laptop CPU",
+        "model": {"arch": "dcgan", "z_dim": 64, "g_channels": 32, "d_channels": 32, "g_attention": [16],
+                  "d_attention": [8]},
+        "data": {"name": "embedded", "resolution": 32},
+        "train": {"steps": 1500, "batch_size": 64, "lr_g": 2e-4, "lr_d": 4e-4, "ema_decay": 0.99, "log_every": 50,
+                  "sample_every": 250, "checkpoint_every": 500},
+    },
+    "dcgan64": {
+        "description": "the popular PyTorch SAGAN's 64x64 architecture (same layer shapes) on CelebA",
+        "model": {"arch": "dcgan", "z_dim": 128, "g_channels": 64, "d_channels": 64, "g_attention": [16, 32],
+                  "d_attention": [8, 4]},
+        "data": {"name": "celeba", "resolution": 64},
+        "train": {"steps": 1_000_000, "batch_size": 64},
+    },
+    "celeba64": {
+        "description": "ResNet SAGAN, paper recipe, CelebA 64x64",
+        "model": {"arch": "resnet", "g_attention": [32], "d_attention": [32]},
+        "data": {"name": "celeba", "resolution": 64},
+        "train": {"steps": 100_000, "batch_size": 64},
+    },
+    "celeba128": {
+        "description": "the paper's 128x128 ResNet SAGAN and recipe on CelebA",
+        "model": {"arch": "resnet", "g_attention": [32], "d_attention": [32]},
+        "data": {"name": "celeba", "resolution": 128},
+        "train": {"steps": 200_000, "batch_size": 64},
+    },
+    "mnist": {
+        "description": "class-conditional DCGAN-style SAGAN on MNIST at 32x32",
+        "model": {"arch": "dcgan", "g_channels": 32, "d_channels": 32, "g_attention": [16], "d_attention": [8],
+                  "num_classes": 10},
+        "data": {"name": "mnist", "resolution": 32, "channels": 1},
+        "train": {"steps": 10_000, "batch_size": 64, "lr_g": 2e-4, "log_every": 50, "sample_every": 500,
+                  "checkpoint_every": 2000},
+    },
+}
+
+CHOICES = {
+    "model.arch": ("resnet", "dcgan"),
+    "model.attention": ("paper", "official"),
+    "model.init": ("orthogonal", "xavier"),
+    "data.split": ("train", "valid", "test", "all"),
+    "train.loss": ("hinge", "bce", "wgan-gp"),
+    "train.lr_schedule": ("constant", "linear", "exponential"),
+    "train.amp": ("none", "bf16", "fp16"),
+}
+
+
+def preset(name: str) -> Config:
+    """The config of a named preset."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset '{name}'; choose from {', '.join(PRESETS)}")
+    cfg = Config(preset=name)
+    update(cfg, {k: v for k, v in PRESETS[name].items() if k != "description"}, source=f"preset {name}")
+    return cfg
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file (a nested mapping like RUN/config.yaml)."""
+    path = Path(path)
+    if not path.is_file():
+        raise MissingPathError(f"config file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of sections (model, data, train)")
+    return data
+
+
+def update(cfg: Config, values: dict[str, Any], source: str) -> None:
+    """Set every key of the nested mapping `values` on `cfg`; `source` names where they came from in errors."""
+    for key, value in _flatten(values):
+        set_value(cfg, key, value, source)
+
+
+def set_value(cfg: Config, key: str, value: Any, source: str = "--set") -> None:
+    """Set the dotted `key` (e.g. `train.lr_g`) from a typed value or a command-line string."""
+    node: Any = cfg
+    parts = key.split(".")
+    for i, part in enumerate(parts):
+        names = [f.name for f in dataclasses.fields(node)]
+        if part not in names:
+            prefix = ".".join(parts[:i] + [""])
+            known = [prefix + n for n in names]
+            hint = difflib.get_close_matches(key, known, n=1)
+            raise ConfigError(f"{source}: unknown config key '{key}'" + (f" (did you mean {hint[0]}?)" if hint else ""))
+        if i < len(parts) - 1:
+            node = getattr(node, part)
+            if not dataclasses.is_dataclass(node):
+                raise ConfigError(f"{source}: '{'.'.join(parts[: i + 1])}' has no sub-keys")
+    field_type = typing.get_type_hints(type(node))[parts[-1]]
+    if dataclasses.is_dataclass(field_type):
+        raise ConfigError(f"{source}: '{key}' is a section; set one of its keys, e.g. {key}.{dataclasses.fields(field_type)[0].name}")
+    setattr(node, parts[-1], _coerce(value, field_type, key, source))
+
+
+def parse_assignment(text: str) -> tuple[str, str]:
+    """Split a `--set key=value` argument."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set expects key=value (e.g. train.lr_g=2e-4), got '{text}'")
+    return key.strip(), value.strip()
+
+
+def to_dict(cfg: Config) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(values: dict[str, Any]) -> Config:
+    """Rebuild a config recorded by `to_dict` (a checkpoint or config.yaml)."""
+    cfg = Config()
+    update(cfg, values, source="recorded config")
+    return cfg
+
+
+def to_yaml(cfg: Config) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+
+
+def validate(cfg: Config) -> None:
+    """Check option values that do not depend on files; raises ConfigError naming the option."""
+    for key, allowed in CHOICES.items():
+        value = get_value(cfg, key)
+        if value not in allowed:
+            raise ConfigError(f"{key}: '{value}' is not one of {', '.join(allowed)}")
+    res = cfg.data.resolution
+    if res < 32 or res > 256 or res & (res - 1):
+        raise ConfigError(f"data.resolution: {res} is not a power of two from 32 to 256")
+    if cfg.data.channels not in (1, 3):
+        raise ConfigError(f"data.channels: {cfg.data.channels} must be 1 (grayscale) or 3 (RGB)")
+    positive = ["model.z_dim", "model.g_channels", "model.d_channels", "train.steps", "train.batch_size",
+                "train.n_dis", "train.log_every", "train.sample_every", "train.checkpoint_every", "train.num_samples"]
+    for key in positive:
+        if get_value(cfg, key) <= 0:
+            raise ConfigError(f"{key}: must be positive, got {get_value(cfg, key)}")
+    for key in ["model.num_classes", "data.crop", "data.workers", "train.keep_checkpoints", "train.ema_start",
+                "train.gp_weight", "train.r1_weight", "train.clip_grad_norm", "train.weight_decay"]:
+        if get_value(cfg, key) < 0:
+            raise ConfigError(f"{key}: must not be negative, got {get_value(cfg, key)}")
+    for key in ["train.lr_g", "train.lr_d"]:
+        if get_value(cfg, key) <= 0:
+            raise ConfigError(f"{key}: must be positive, got {get_value(cfg, key)}")
+    for key in ["train.beta1", "train.beta2", "train.ema_decay"]:
+        if not 0 <= get_value(cfg, key) < 1:
+            raise ConfigError(f"{key}: must be in [0, 1), got {get_value(cfg, key)}")
+    if not 0 < cfg.train.lr_gamma <= 1:
+        raise ConfigError(f"train.lr_gamma: must be in (0, 1], got {cfg.train.lr_gamma}")
+    device = cfg.train.device
+    if device not in ("auto", "cpu", "cuda") and not (device.startswith("cuda:") and device[5:].isdigit()):
+        raise ConfigError(f"train.device: '{device}' is not one of auto, cpu, cuda, cuda:N")
+
+
+def get_value(cfg: Config, key: str) -> Any:
+    node: Any = cfg
+    for part in key.split("."):
+        node = getattr(node, part)
+    return node
+
+
+def _flatten(values: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    items = []
+    for key, value in values.items():
+        if isinstance(value, dict):
+            items += _flatten(value, f"{prefix}{key}.")
+        else:
+            items.append((f"{prefix}{key}", value))
+    return items
+
+
+def _coerce(value: Any, field_type: Any, key: str, source: str) -> Any:
+    """Convert `value` (typed, from YAML, or a string from the command line) to `field_type`."""
+    expected = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
+                list[int]: "a list of integers like [16,32]", str | None: "a string or none"}[field_type]
+    fail = ConfigError(f"{source}: {key} expects {expected}, got '{value}'")
+    text = value.strip() if isinstance(value, str) else None
+    if isinstance(field_type, types.UnionType):  # str | None
+        return None if value is None or (text is not None and text.lower() in ("none", "null", "")) else str(value)
+    if field_type is bool:
+        if isinstance(value, bool):
+            return value
+        if text is not None and text.lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
+            return text.lower() in ("true", "yes", "on", "1")
+        raise fail
+    if field_type is int:
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise fail
+        try:
+            return int(value.replace("_", "")) if text is not None else value
+        except ValueError:
+            raise fail from None
+    if field_type is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise fail
+        try:
+            return float(value)
+        except ValueError:
+            raise fail from None
+    if field_type == list[int]:
+        if text is not None:
+            text = text.strip("[]() ")
+            value = [part for part in text.replace(",", " ").split()] if text else []
+        if not isinstance(value, (list, tuple)):
+            raise fail
+        try:
+            return [_coerce(v, int, key, source) for v in value]
+        except ConfigError:
+            raise fail from None
+    if not isinstance(value, str):
+        raise fail
+    return value

@@ -1,0 +1,43 @@
+"""Datasets for training and evaluation: `build(name, ...)` returns a torch Dataset of `(image, label)` pairs.
+
+Every image is a uint8 tensor, channels x resolution x resolution; every label a python int (0 when the dataset
+has none). Each dataset also has `num_classes` (0 when unlabelled) and a one-line `description`.
+"""
+
+import os
+from collections.abc import Callable
+from functools import partial
+
+from torch.utils.data import Dataset
+
+from ..errors import ConfigError, DataError
+from . import celeba, embedded, imagefolder, mnist
+from .arrays import ArrayDataset
+from .image_files import ImageFileDataset
+
+__all__ = ["DATASETS", "ArrayDataset", "ImageFileDataset", "build"]
+
+# name -> builder(root, split, resolution, channels, crop)
+DATASETS: dict[str, Callable[..., Dataset]] = {
+    "embedded": embedded.build,
+    "imagefolder": imagefolder.build,
+    "celeba": celeba.build,
+    "mnist": partial(mnist.build, "mnist"),
+    "fashion-mnist": partial(mnist.build, "fashion-mnist"),
+}
+
+
+def build(name: str, root: str | os.PathLike | None = None, split: str = "train", resolution: int = 32,
+          channels: int = 3, crop: int = 0) -> Dataset:
+    """The dataset `name` (a key of DATASETS) read from `root`.
+
+    `crop` is the side of the centered square cut from each image before resizing it to `resolution`;
+    0 means the dataset's default: 178 for CelebA, otherwise the largest square.
+    """
+    if name not in DATASETS:
+        raise DataError(f"unknown dataset '{name}'; choose from {', '.join(DATASETS)}")
+    if channels not in (1, 3):
+        raise ConfigError(f"channels must be 1 (grayscale) or 3 (RGB), not {channels}")
+    if resolution < 1 or crop < 0:
+        raise ConfigError(f"resolution must be positive and crop non-negative, not {resolution} and {crop}")
+    return DATASETS[name](root=root, split=split, resolution=resolution, channels=channels, crop=crop)

@@ -1,0 +1,17 @@
+"""Errors caused by user input: the CLI prints their message as one line and exits with status 2."""
+
+
+class UserError(Exception):
+    """A mistake in the user's options, files or data, explained by its message."""
+
+
+class ConfigError(UserError, ValueError):
+    """An invalid option value or config key."""
+
+
+class DataError(UserError, ValueError):
+    """A dataset whose files are missing, empty or laid out wrongly."""
+
+
+class MissingPathError(UserError, FileNotFoundError):
+    """A file or folder that the user named does not exist."""

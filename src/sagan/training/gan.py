@@ -1,0 +1,140 @@
+"""The networks and optimisers of one GAN training run and its three updates: D step, G step, EMA."""
+
+import copy
+
+import torch
+from torch import nn
+
+from ..config import Config
+from ..models import attention_layers, build_discriminator, build_generator
+from .losses import LOSSES, gradient_penalty, r1_penalty
+from .optim import build_optimizer, build_scheduler
+from .runtime import autocast
+
+
+class GANTraining:
+    """G, D, the EMA copy of G, their optimisers, schedules and gradient scalers.
+
+    The training loop, the benchmark and the tests drive the same `d_step` / `g_step` / `update_ema`.
+    """
+
+    def __init__(self, cfg: Config, device: torch.device, batches_per_epoch: int):
+        self.cfg, self.device = cfg, device
+        t, res, ch = cfg.train, cfg.data.resolution, cfg.data.channels
+        self.G = build_generator(cfg.model, res, ch).to(device)
+        self.D = build_discriminator(cfg.model, res, ch).to(device)
+        if t.channels_last:
+            self.G, self.D = (net.to(memory_format=torch.channels_last) for net in (self.G, self.D))
+        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        self.opt_g = build_optimizer(self.G.parameters(), t.lr_g, t)
+        self.opt_d = build_optimizer(self.D.parameters(), t.lr_d, t)
+        self.sched_g = build_scheduler(self.opt_g, t, batches_per_epoch)
+        self.sched_d = build_scheduler(self.opt_d, t, batches_per_epoch)
+        # fp16 gradients underflow without loss scaling; the scalers are no-ops otherwise.
+        self.scaler_g = torch.amp.GradScaler(device.type, enabled=t.amp == "fp16")
+        self.scaler_d = torch.amp.GradScaler(device.type, enabled=t.amp == "fp16")
+        self.d_loss_fn, self.g_loss_fn = LOSSES[t.loss]
+
+    def prepare(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """uint8 NCHW images from the data loader -> float in [-1, 1] on the device (labels only if conditional)."""
+        x = images.to(self.device, non_blocking=True).float().div_(127.5).sub_(1)
+        if self.cfg.train.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        y = labels.to(self.device, non_blocking=True) if self.cfg.model.num_classes else None
+        return x, y
+
+    def latents(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        z = torch.randn(n, self.cfg.model.z_dim, device=self.device)
+        y = torch.randint(self.cfg.model.num_classes, (n,), device=self.device) if self.cfg.model.num_classes else None
+        return z, y
+
+    def d_step(self, real: torch.Tensor, y_real: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """One discriminator update on a batch of real images; returns detached statistics."""
+        t = self.cfg.train
+        n = real.shape[0]
+        z, y_fake = self.latents(n)
+        with autocast(t.amp, self.device):
+            with torch.no_grad():
+                fake = self.G(z, y_fake)
+            # Real and fake go through D as one batch: one forward, one spectral-norm power iteration.
+            y = None if y_real is None else torch.cat([y_real, y_fake])
+            logits = self.D(torch.cat([real, fake]), y).float()
+        d_real, d_fake = logits[:n], logits[n:]
+        loss = self.d_loss_fn(d_real, d_fake)
+        stats = {"d_loss": loss.detach(), "d_real": d_real.detach().mean(), "d_fake": d_fake.detach().mean()}
+        if t.loss == "wgan-gp":
+            with autocast(t.amp, self.device):
+                gp = gradient_penalty(self.D, real, fake, y_real)
+            loss = loss + t.gp_weight * gp
+            stats["gp"] = gp.detach()
+        if t.r1_weight > 0:
+            with autocast(t.amp, self.device):
+                r1 = r1_penalty(self.D, real, y_real)
+            loss = loss + t.r1_weight / 2 * r1
+            stats["r1"] = r1.detach()
+        self._update(self.D, self.opt_d, self.scaler_d, loss)
+        return stats
+
+    def g_step(self, n: int) -> dict[str, torch.Tensor]:
+        """One generator update on `n` fresh latents; returns detached statistics."""
+        z, y = self.latents(n)
+        # D's weight gradients are not needed here; skipping them saves a third of D's backward pass.
+        self.D.requires_grad_(False)
+        with autocast(self.cfg.train.amp, self.device):
+            logits = self.D(self.G(z, y), y).float()
+        loss = self.g_loss_fn(logits)
+        self._update(self.G, self.opt_g, self.scaler_g, loss)
+        self.D.requires_grad_(True)
+        return {"g_loss": loss.detach()}
+
+    def _update(self, net: nn.Module, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+                loss: torch.Tensor) -> None:
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if self.cfg.train.clip_grad_norm > 0:
+            scaler.unscale_(opt)
+            nn.utils.clip_grad_norm_(net.parameters(), self.cfg.train.clip_grad_norm)
+        scaler.step(opt)
+        scaler.update()
+
+    @torch.no_grad()
+    def update_ema(self, step: int) -> None:
+        """G_ema <- decay * G_ema + (1 - decay) * G; a plain copy before `ema_start`. Buffers (BN statistics,
+        spectral-norm vectors) are copied."""
+        decay = self.cfg.train.ema_decay if step >= self.cfg.train.ema_start else 0.0
+        for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters()):
+            p_ema.lerp_(p, 1 - decay)
+        for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
+            b_ema.copy_(b)
+
+    def step_schedules(self) -> None:
+        self.sched_g.step()
+        self.sched_d.step()
+
+    def gammas(self) -> dict[str, float]:
+        """The attention gamma of every attention layer, e.g. {'G.attn16': 0.03}."""
+        return {f"{prefix}.{name.removeprefix('blocks.')}": layer.gamma.item()
+                for prefix, net in (("G", self.G), ("D", self.D))
+                for name, layer in attention_layers(net).items()}
+
+    def state_dict(self) -> dict:
+        return {
+            "generator": self.G.state_dict(),
+            "discriminator": self.D.state_dict(),
+            "generator_ema": self.G_ema.state_dict(),
+            "optimizer_g": self.opt_g.state_dict(),
+            "optimizer_d": self.opt_d.state_dict(),
+            "schedulers": {"g": self.sched_g.state_dict(), "d": self.sched_d.state_dict()},
+            "grad_scalers": {"g": self.scaler_g.state_dict(), "d": self.scaler_d.state_dict()},
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.G.load_state_dict(state["generator"])
+        self.D.load_state_dict(state["discriminator"])
+        self.G_ema.load_state_dict(state["generator_ema"])
+        self.opt_g.load_state_dict(state["optimizer_g"])
+        self.opt_d.load_state_dict(state["optimizer_d"])
+        self.sched_g.load_state_dict(state["schedulers"]["g"])
+        self.sched_d.load_state_dict(state["schedulers"]["d"])
+        self.scaler_g.load_state_dict(state["grad_scalers"]["g"])
+        self.scaler_d.load_state_dict(state["grad_scalers"]["d"])

@@ -1,0 +1,62 @@
+"""GAN losses on discriminator logits, and gradient penalties.
+
+hinge (the paper): D: E[relu(1 - D(x))] + E[relu(1 + D(G(z)))], G: -E[D(G(z))].
+bce (non-saturating): D: E[softplus(-D(x))] + E[softplus(D(G(z)))], G: E[softplus(-D(G(z)))].
+wgan-gp: D: E[D(G(z))] - E[D(x)] (+ the gradient penalty), G: -E[D(G(z))].
+"""
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+
+def d_hinge(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
+
+
+def d_bce(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    return F.softplus(-real).mean() + F.softplus(fake).mean()
+
+
+def d_wgan(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    return fake.mean() - real.mean()
+
+
+def g_mean(fake: torch.Tensor) -> torch.Tensor:
+    return -fake.mean()
+
+
+def g_bce(fake: torch.Tensor) -> torch.Tensor:
+    return F.softplus(-fake).mean()
+
+
+LOSSES: dict[str, tuple[Callable, Callable]] = {
+    "hinge": (d_hinge, g_mean),
+    "bce": (d_bce, g_bce),
+    "wgan-gp": (d_wgan, g_mean),
+}
+
+
+def _input_grad_norms(discriminator: Callable, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+    """Per-sample L2 norms of dD/dx, kept in the graph so the penalty can be minimised."""
+    x = x.detach().requires_grad_(True)
+    # The penalty's gradient needs a double backward, which fused attention kernels do not implement.
+    with sdpa_kernel(SDPBackend.MATH):
+        out = discriminator(x, y)
+    (grad,) = torch.autograd.grad(out.float().sum(), x, create_graph=True)
+    return grad.float().flatten(1).norm(dim=1)
+
+
+def gradient_penalty(discriminator: Callable, real: torch.Tensor, fake: torch.Tensor,
+                     y: torch.Tensor | None) -> torch.Tensor:
+    """WGAN-GP (Gulrajani et al. 2017): E[(||grad D(x_hat)|| - 1)^2] at random points x_hat between real and fake."""
+    eps = torch.rand(real.shape[0], 1, 1, 1, device=real.device, dtype=real.dtype)
+    x_hat = eps * real.detach() + (1 - eps) * fake.detach()
+    return ((_input_grad_norms(discriminator, x_hat, y) - 1) ** 2).mean()
+
+
+def r1_penalty(discriminator: Callable, real: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+    """R1 (Mescheder et al. 2018): E[||grad D(x)||^2] on real images; the caller multiplies by weight / 2."""
+    return (_input_grad_norms(discriminator, real, y) ** 2).mean()

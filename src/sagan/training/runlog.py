@@ -1,0 +1,64 @@
+"""What a run reports: `metrics.jsonl` (one JSON object per log interval), `train.log`, and TensorBoard events when
+the optional `tensorboard` package is installed."""
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import torch
+
+
+class RunLog:
+    def __init__(self, run_dir: Path):
+        self.metrics_path = run_dir / "metrics.jsonl"
+        self.logger = logging.getLogger(f"sagan.run.{run_dir.resolve()}")
+        self.logger.setLevel(logging.INFO)
+        self.logger.propagate = False
+        self.handler = logging.FileHandler(run_dir / "train.log")
+        self.handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+        self.logger.addHandler(self.handler)
+        self.tensorboard = _summary_writer(run_dir)
+        self.sums: dict[str, torch.Tensor] = {}
+        self.count = 0
+        self.interval_start = time.perf_counter()
+
+    def info(self, message: str) -> None:
+        self.logger.info(message)
+
+    def accumulate(self, stats: dict[str, torch.Tensor]) -> None:
+        """Add one step's statistics; they stay on the device until `flush`, so logging costs no sync per step."""
+        for key, value in stats.items():
+            self.sums[key] = self.sums[key] + value if key in self.sums else value.clone()
+        self.count += 1
+
+    def flush(self, step: int, extra: dict[str, float]) -> dict[str, float]:
+        """Average the accumulated statistics, write them with `extra` and the step rate; returns the record."""
+        now = time.perf_counter()
+        record = {"step": step}
+        record.update({key: (value / self.count).item() for key, value in self.sums.items()})
+        record["steps_per_s"] = self.count / max(now - self.interval_start, 1e-9)
+        record.update(extra)
+        with open(self.metrics_path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        self.info(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
+        if self.tensorboard is not None:
+            for key, value in record.items():
+                if key != "step":
+                    self.tensorboard.add_scalar(key, value, step)
+        self.sums, self.count, self.interval_start = {}, 0, now
+        return record
+
+    def close(self) -> None:
+        self.logger.removeHandler(self.handler)
+        self.handler.close()
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+
+
+def _summary_writer(run_dir: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is an optional extra
+        return None
+    return SummaryWriter(str(run_dir / "tensorboard"))

@@ -1,0 +1,126 @@
+"""The training loop, readable top to bottom: data -> D step(s) -> G step -> EMA -> log -> samples -> checkpoint."""
+
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from .. import data
+from ..config import Config, to_dict, to_yaml
+from ..errors import ConfigError, DataError, UserError
+from ..files import atomic_write_text
+from ..images import make_grid, save_png
+from . import checkpoint
+from .batches import batch_loader
+from .gan import GANTraining
+from .runlog import RunLog
+from .runtime import capture_rng, check_amp, resolve_device, restore_rng, seed_everything
+
+
+def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool = True) -> dict:
+    """Train until `cfg.train.steps` generator steps; with `resume`, continue from `run_dir`'s latest checkpoint.
+    Returns the last record written to metrics.jsonl."""
+    t, run_dir = cfg.train, Path(run_dir)
+    device = resolve_device(t.device)
+    check_amp(t.amp, device)
+    if not resume and (checkpoint.checkpoint_dir(run_dir) / checkpoint.LATEST).exists():
+        raise UserError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or pick another --out")
+
+    # Load the training set.
+    dataset = data.build(cfg.data.name, cfg.data.root, split=cfg.data.split, resolution=cfg.data.resolution,
+                         channels=cfg.data.channels, crop=cfg.data.crop)
+    check_dataset(cfg, dataset)
+    batches_per_epoch = len(dataset) // t.batch_size
+
+    # Build the networks and optimisers; seeded, so the recorded config reproduces the run.
+    seed_everything(t.seed)
+    gan = GANTraining(cfg, device, batches_per_epoch)
+    step, batches_seen = 0, 0
+    if resume:
+        state = checkpoint.load(run_dir, device)
+        gan.load_state_dict(state)
+        step, batches_seen = state["step"], state["rng"]["data_batches"]
+        restore_rng(state["rng"])
+
+    # Prepare the run directory.
+    (run_dir / "samples").mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / "config.yaml", to_yaml(cfg))
+    log = RunLog(run_dir)
+    log.info(f"{'resumed at step ' + str(step) if resume else 'started'}: {dataset.description}, device {device}, "
+             f"G {_millions(gan.G)}M / D {_millions(gan.D)}M parameters")
+    sample_labels, nrow = sample_grid_labels(cfg)
+    workers = 0 if isinstance(dataset, data.ArrayDataset) else cfg.data.workers
+    batches = batch_loader(dataset, t.batch_size, t.seed, batches_seen, workers, pin_memory=device.type == "cuda")
+    bar = tqdm(total=t.steps, initial=step, desc=str(run_dir), unit="step", dynamic_ncols=True, disable=not progress)
+    record: dict = {}
+
+    def save_checkpoint() -> Path:
+        state = gan.state_dict() | {"step": step, "config": to_dict(cfg), "rng": capture_rng()}
+        state["rng"]["data_batches"] = batches_seen
+        return checkpoint.save(run_dir, state, t.keep_checkpoints)
+
+    try:
+        while step < t.steps:
+            # Update D on n_dis batches of real images.
+            for _ in range(t.n_dis):
+                images, labels = next(batches)
+                batches_seen += 1
+                stats = gan.d_step(*gan.prepare(images, labels))
+
+            # Update G, its moving average and the learning rates.
+            stats |= gan.g_step(t.batch_size)
+            step += 1
+            gan.update_ema(step)
+            gan.step_schedules()
+            log.accumulate(stats)
+            bar.update()
+
+            # Log, write samples, checkpoint.
+            last = step == t.steps
+            if step % t.log_every == 0 or last:
+                gammas = gan.gammas()
+                record = log.flush(step, {
+                    "epoch": batches_seen / batches_per_epoch,
+                    "kimg": batches_seen * t.batch_size / 1000,
+                    "lr_g": gan.opt_g.param_groups[0]["lr"],
+                    "lr_d": gan.opt_d.param_groups[0]["lr"],
+                } | {f"gamma/{name}": value for name, value in gammas.items()})
+                bar.set_postfix_str(f"D {record['d_loss']:.3f} G {record['g_loss']:.3f} "
+                                    + " ".join(f"γ{name} {value:+.3f}" for name, value in gammas.items()))
+            if step % t.sample_every == 0 or last:
+                path = run_dir / "samples" / f"{checkpoint.step_name(step)}.png"
+                images = gan.G_ema.sample(t.num_samples, seed=t.seed, labels=sample_labels, batch_size=t.num_samples)
+                save_png(make_grid(images, nrow), path)
+            if step % t.checkpoint_every == 0 or last:
+                log.info(f"checkpoint {save_checkpoint()}")
+    except KeyboardInterrupt:
+        log.info(f"interrupted at step {step}; resume from the last checkpoint with: sagan train --resume {run_dir}")
+        raise
+    finally:
+        bar.close()
+        log.close()
+    return record
+
+
+def check_dataset(cfg: Config, dataset) -> None:
+    """Catch mismatches between the dataset and the model before any work is done."""
+    classes = cfg.model.num_classes
+    if classes and classes != dataset.num_classes:
+        have = f"has {dataset.num_classes} classes" if dataset.num_classes else "has no labels"
+        raise ConfigError(f"model.num_classes is {classes} but the dataset ({dataset.description}) {have}")
+    if len(dataset) < cfg.train.batch_size:
+        raise DataError(f"the dataset ({dataset.description}) has fewer images than one batch "
+                        f"(train.batch_size={cfg.train.batch_size})")
+
+
+def sample_grid_labels(cfg: Config) -> tuple[torch.Tensor | None, int]:
+    """Labels of the sample grid (one class per row) and its row length; the latents come from the run's seed, so
+    every grid of a run shows the same latents."""
+    nrow = max(1, round(cfg.train.num_samples**0.5))
+    if not cfg.model.num_classes:
+        return None, nrow
+    return (torch.arange(cfg.train.num_samples) // nrow) % cfg.model.num_classes, nrow
+
+
+def _millions(net: torch.nn.Module) -> str:
+    return f"{sum(p.numel() for p in net.parameters()) / 1e6:.2f}"

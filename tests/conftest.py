@@ -1,0 +1,23 @@
+"""Shared test helpers."""
+
+from pathlib import Path
+
+import pytest
+
+# Real public datasets kept beside the repository (../shared/data); tests that read them skip without them.
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+needs_shared_data = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs ../shared/data")
+
+
+def tiny_config(**overrides):
+    """The demo preset shrunk to run a few steps in about a second on the CPU; `overrides` are `--set` pairs."""
+    from sagan import config
+
+    cfg = config.preset("demo")
+    values = {"model.g_channels": 16, "model.d_channels": 16, "model.z_dim": 16, "train.batch_size": 8,
+              "train.steps": 4, "train.num_samples": 9, "train.log_every": 2, "train.sample_every": 2,
+              "train.checkpoint_every": 2, "train.device": "cpu"}
+    for key, value in (values | overrides).items():
+        config.set_value(cfg, key, value)
+    config.validate(cfg)
+    return cfg

@@ -1,0 +1,127 @@
+"""The command line: train / generate / bench end to end, and one-line errors with exit status 2."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sagan.cli import main
+
+TINY = ["--steps", "2", "--batch-size", "8", "--device", "cpu", "--no-progress", "--set", "model.g_channels=16",
+        "--set", "model.d_channels=16", "--set", "train.num_samples=4"]
+
+
+def error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    run = tmp_path_factory.mktemp("cli") / "run"
+    assert main(["train", "--out", str(run), *TINY, "--set", "model.num_classes=10"]) == 0
+    return run
+
+
+def test_train_writes_a_run(run_dir):
+    assert (run_dir / "checkpoints" / "latest.pt").is_file()
+    assert (run_dir / "samples" / "step-0000002.png").is_file()
+
+
+def test_resume_continues_to_more_steps(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--out", str(run), *TINY]) == 0
+    assert main(["train", "--resume", str(run), "--steps", "3", "--no-progress"]) == 0
+    assert (run / "checkpoints" / "step-0000003.pt").is_file()
+    assert main(["train", "--resume", str(run), "--no-progress"]) == 0
+    assert "already at step 3" in capsys.readouterr().out
+    assert main(["train", "--resume", str(run), "--batch-size", "4"]) == 2
+    assert "only --steps and --device may change (got --batch-size)" in error_line(capsys)
+
+
+def test_generate_pngs_and_npz(run_dir, tmp_path):
+    out = tmp_path / "pngs"
+    assert main(["generate", "--checkpoint", str(run_dir), "--num", "3", "--out", str(out), "--class", "7"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["000000.png", "000001.png", "000002.png"]
+    assert Image.open(out / "000000.png").size == (32, 32)
+    npz = tmp_path / "samples.npz"
+    checkpoint = run_dir / "checkpoints" / "latest.pt"
+    assert main(["generate", "--checkpoint", str(checkpoint), "--num", "5", "--out", str(npz), "--seed", "4"]) == 0
+    with np.load(npz) as f:
+        assert f["images"].shape == (5, 32, 32, 3) and f["images"].dtype == np.uint8
+        assert f["labels"].shape == (5,)
+        again = tmp_path / "again.npz"
+        main(["generate", "--checkpoint", str(checkpoint), "--num", "5", "--out", str(again), "--seed", "4"])
+        with np.load(again) as g:
+            assert (f["images"] == g["images"]).all()
+
+
+def test_dry_run_prints_the_resolved_config(capsys):
+    assert main(["train", "--preset", "celeba128", "--data-root", "/data/celeba", "--set", "train.lr_g=5e-5",
+                 "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "preset: celeba128" in out and "root: /data/celeba" in out and "lr_g: 5.0e-05" in out
+
+
+def test_presets_lists_every_preset(capsys):
+    assert main(["presets"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in ("demo", "dcgan64", "celeba64", "celeba128", "mnist"))
+
+
+def test_bench_prints_one_json_line(capsys):
+    assert main(["bench", "train", "--preset", "demo", "--batch-size", "8", "--steps", "1", "--warmup", "0",
+                 "--device", "cpu", "--set", "model.g_channels=16", "--set", "model.d_channels=16"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["batch_size"] == 8
+    for key in ("images_per_s", "gflop_per_step", "gflop_per_s", "peak_mem_mb"):
+        assert result[key] > 0
+
+
+@pytest.mark.parametrize("args,message", [
+    (["train", "--preset", "nope"], "unknown preset 'nope'; choose from demo"),
+    (["train", "--set", "train.lrg=1"], "unknown config key 'train.lrg' (did you mean train.lr_g?)"),
+    (["train", "--set", "steps"], "--set expects key=value"),
+    (["train", "--resolution", "48"], "data.resolution: 48 is not a power of two"),
+    (["train", "--data", "celeba", "--data-root", "/no/such/dir"], "data root /no/such/dir does not exist"),
+    (["train", "--data", "celeba"], "needs a data root folder"),
+    (["train", "--data", "no-such-dataset"], "--data: 'no-such-dataset' is neither a dataset"),
+    (["train", "--config", "/no/such.yaml"], "config file /no/such.yaml does not exist"),
+    (["train", "--amp", "fp16", "--device", "cpu"], "fp16 needs a CUDA device"),
+    (["train", "--resume", "/no/such/run"], "checkpoint /no/such/run does not exist"),
+    (["generate", "--checkpoint", "/no/such.pt", "--out", "x"], "checkpoint /no/such.pt does not exist"),
+    (["train", "--steps", "many"], "argument --steps: invalid int value: 'many'"),
+    (["train", "--amp", "fp8"], "argument --amp: invalid choice"),
+])
+def test_user_mistakes_are_one_line_and_exit_2(args, message, capsys):
+    try:
+        code = main(args)
+    except SystemExit as e:  # argparse's own errors
+        code = e.code
+    assert code == 2
+    assert message in error_line(capsys)
+
+
+def test_empty_image_folder_and_bad_checkpoint(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["train", "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "run")]) == 2
+    assert "no images" in error_line(capsys)
+    assert not (tmp_path / "run").exists()
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    assert main(["generate", "--checkpoint", str(bad), "--out", str(tmp_path / "out")]) == 2
+    assert "is not a readable sagan checkpoint" in error_line(capsys)
+
+
+def test_the_console_entry_point_reports_errors_without_traceback():
+    result = subprocess.run([sys.executable, "-m", "sagan", "train", "--preset", "nope"], capture_output=True,
+                            text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "sagan: error: unknown preset 'nope'; choose from demo, dcgan64, celeba64, " \
+                                    "celeba128, mnist"

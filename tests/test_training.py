@@ -1,0 +1,157 @@
+"""End-to-end training on the embedded data: the run directory, checkpoints, resume and the update rules."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import sagan
+from conftest import tiny_config
+from sagan.config import from_dict, load_yaml
+from sagan.errors import ConfigError, UserError
+from sagan.training import train
+from sagan.training.gan import GANTraining
+
+CHECKPOINT_KEYS = {"generator", "discriminator", "generator_ema", "optimizer_g", "optimizer_d", "schedulers", "step",
+                   "config", "rng"}
+
+
+def load(path):
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def test_short_run_writes_the_run_directory(tmp_path):
+    cfg = tiny_config(**{"train.steps": 5, "train.keep_checkpoints": 1})
+    record = train(cfg, tmp_path / "run", progress=False)
+    run = tmp_path / "run"
+    assert from_dict(load_yaml(run / "config.yaml")) == cfg
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["latest.pt", "step-0000005.pt"]
+    state = load(run / "checkpoints" / "latest.pt")
+    assert CHECKPOINT_KEYS <= set(state) and state["step"] == 5
+    assert {"torch", "numpy", "python", "data_batches"} <= set(state["rng"])
+    assert [p.name for p in sorted((run / "samples").iterdir())] == [
+        "step-0000002.png", "step-0000004.png", "step-0000005.png"]
+    grid = Image.open(run / "samples" / "step-0000005.png")
+    assert grid.size == (3 * 34 + 2, 3 * 34 + 2) and grid.mode == "RGB"  # 9 images of 32x32, 2-px padding
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in lines] == [2, 4, 5]
+    assert {"d_loss", "g_loss", "d_real", "d_fake", "lr_g", "lr_d", "gamma/G.attn16", "gamma/D.attn8"} <= set(lines[0])
+    assert record == lines[-1]
+    assert "step=5" in (run / "train.log").read_text()
+
+
+@pytest.mark.parametrize("overrides", [
+    {},
+    {"model.num_classes": 10, "train.loss": "wgan-gp", "train.n_dis": 2, "train.lr_schedule": "exponential",
+     "train.ema_start": 2},
+])
+def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, overrides):
+    straight = tiny_config(**overrides, **{"train.steps": 6, "train.checkpoint_every": 10})
+    train(straight, tmp_path / "straight", progress=False)
+    halves = tiny_config(**overrides, **{"train.steps": 3, "train.checkpoint_every": 10})
+    train(halves, tmp_path / "halves", progress=False)
+    halves.train.steps = 6
+    train(halves, tmp_path / "halves", resume=True, progress=False)
+    a = load(tmp_path / "straight" / "checkpoints" / "latest.pt")
+    b = load(tmp_path / "halves" / "checkpoints" / "latest.pt")
+    assert a["step"] == b["step"] == 6
+    for key in ("generator", "discriminator", "generator_ema"):
+        assert a[key].keys() == b[key].keys()
+        for name in a[key]:
+            assert torch.equal(a[key][name], b[key][name]), f"{key}.{name}"
+    for key in ("optimizer_g", "optimizer_d"):
+        for index, state in a[key]["state"].items():
+            for name, value in state.items():
+                assert torch.equal(value, b[key]["state"][index][name]), f"{key}.{index}.{name}"
+
+
+def test_a_fresh_run_refuses_to_overwrite_a_run(tmp_path):
+    train(tiny_config(**{"train.steps": 1}), tmp_path, progress=False)
+    with pytest.raises(UserError, match="already holds a run; continue it with --resume"):
+        train(tiny_config(**{"train.steps": 1}), tmp_path, progress=False)
+
+
+def test_conditional_run_checks_the_dataset_labels(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(8):
+        Image.new("RGB", (40, 40), (i * 30, 0, 0)).save(folder / f"{i}.png")
+    cfg = tiny_config(**{"model.num_classes": 3, "data.name": "imagefolder", "data.root": str(folder)})
+    with pytest.raises(ConfigError, match="model.num_classes is 3 but the dataset .* has no labels"):
+        train(cfg, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def step_once(**overrides) -> tuple[GANTraining, dict]:
+    cfg = tiny_config(**overrides)
+    torch.manual_seed(0)
+    gan = GANTraining(cfg, torch.device("cpu"), batches_per_epoch=10)
+    real = torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8)
+    labels = torch.randint(0, 10, (8,))
+    stats = gan.d_step(*gan.prepare(real, labels)) | gan.g_step(8)
+    return gan, stats
+
+
+@pytest.mark.parametrize("overrides,keys", [
+    ({"train.loss": "bce"}, {"d_loss", "g_loss"}),
+    ({"train.loss": "wgan-gp"}, {"gp"}),
+    ({"train.r1_weight": 1.0}, {"r1"}),
+    ({"train.clip_grad_norm": 5.0, "train.weight_decay": 1e-4}, {"d_loss"}),
+    ({"train.amp": "bf16"}, {"d_loss", "g_loss"}),
+    ({"train.channels_last": True, "model.attention": "official"}, {"d_loss", "g_loss"}),
+    ({"model.arch": "resnet", "model.g_attention": [32], "model.d_attention": [16], "model.num_classes": 10},
+     {"d_loss"}),
+])
+def test_every_training_option_takes_a_finite_step(overrides, keys):
+    _, stats = step_once(**overrides)
+    assert keys <= set(stats)
+    assert all(torch.isfinite(v) for v in stats.values())
+
+
+def test_channels_last_does_not_change_the_math():
+    _, plain = step_once()
+    _, fast = step_once(**{"train.channels_last": True})
+    for key in plain:
+        torch.testing.assert_close(plain[key], fast[key], rtol=1e-4, atol=1e-5)
+
+
+def test_gradient_clipping_bounds_the_update():
+    gan, _ = step_once(**{"train.clip_grad_norm": 1e-3})
+    norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in gan.G.parameters() if p.grad is not None]))
+    assert norm.item() <= 1e-3 * 1.001
+
+
+def test_ema_follows_its_formula():
+    gan, _ = step_once(**{"train.ema_decay": 0.9})
+    before = [p.clone() for p in gan.G_ema.parameters()]
+    gan.update_ema(step=1)
+    for b, e, g in zip(before, gan.G_ema.parameters(), gan.G.parameters()):
+        torch.testing.assert_close(e, 0.9 * b + 0.1 * g)
+    for e, g in zip(gan.G_ema.buffers(), gan.G.buffers()):
+        assert torch.equal(e, g)
+
+
+@pytest.mark.parametrize("schedule,expected", [("constant", 1.0), ("linear", 0.5), ("exponential", 0.5**2)])
+def test_lr_schedules(schedule, expected):
+    gan, _ = step_once(**{"train.lr_schedule": schedule, "train.lr_gamma": 0.5, "train.steps": 40})
+    for _ in range(20):  # half of the run; two epochs of 10 batches
+        gan.step_schedules()
+    assert gan.opt_g.param_groups[0]["lr"] == pytest.approx(2e-4 * expected)
+    assert gan.opt_d.param_groups[0]["lr"] == pytest.approx(4e-4 * expected)
+
+
+def test_load_generator_samples_like_the_run(tmp_path):
+    train(tiny_config(**{"model.num_classes": 10}), tmp_path, progress=False)
+    G = sagan.load_generator(tmp_path)
+    assert not G.training
+    images = G.sample(4, seed=1, labels=[0, 1, 2, 3])
+    assert images.shape == (4, 32, 32, 3) and images.dtype == np.uint8
+    assert (images == G.sample(4, seed=1, labels=[0, 1, 2, 3])).all()
+
+
+def test_tensorboard_events_when_installed(tmp_path):
+    pytest.importorskip("tensorboard", reason="tensorboard is an optional extra")
+    train(tiny_config(**{"train.steps": 2}), tmp_path, progress=False)
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
