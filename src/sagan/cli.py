@@ -2,15 +2,23 @@
 
 import argparse
 import io
+import json
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from . import config as config_mod
+from . import data
+from .bench import bench_train
 from .errors import ConfigError, UserError
+from .files import atomic_write_bytes
+from .images import save_png
+from .training import checkpoint, load_generator, train
+from .training.runtime import resolve_device
 
 # Flags that set one config field each; None means "not given" so presets and files keep their values.
 TRAIN_FLAGS = {
@@ -112,8 +120,6 @@ def resolve_config(args: argparse.Namespace) -> config_mod.Config:
 
 
 def _set_data(cfg: config_mod.Config, value: str) -> None:
-    from . import data
-
     if value in data.DATASETS:
         cfg.data.name = value
     elif Path(value).is_dir():
@@ -123,8 +129,6 @@ def _set_data(cfg: config_mod.Config, value: str) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from .training import checkpoint, train
-
     if args.resume:
         given = [f"--{name.replace('_', '-')}" for name in ("preset", "config", "data", "data_root", "out",
                                                             "batch_size", "resolution", "seed", "amp")
@@ -154,13 +158,6 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    import torch
-
-    from .files import atomic_write_bytes
-    from .images import save_png
-    from .training import load_generator
-    from .training.runtime import resolve_device
-
     if args.num <= 0 or args.batch_size <= 0:
         raise ConfigError("--num and --batch-size must be positive")
     G = load_generator(args.checkpoint, resolve_device(args.device))
@@ -182,10 +179,6 @@ def run_generate(args: argparse.Namespace) -> int:
 
 
 def run_bench_train(args: argparse.Namespace) -> int:
-    import json
-
-    from .bench import bench_train
-
     cfg = resolve_config(args)
     print(json.dumps(bench_train(cfg, steps=args.steps, warmup=args.warmup)))
     return 0

@@ -23,6 +23,8 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
     t, run_dir = cfg.train, Path(run_dir)
     device = resolve_device(t.device)
     check_amp(t.amp, device)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"run directory {run_dir} exists and is not a folder")
     if not resume and (checkpoint.checkpoint_dir(run_dir) / checkpoint.LATEST).exists():
         raise UserError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or pick another --out")
 
