@@ -137,11 +137,15 @@ def run_train(args: argparse.Namespace) -> int:
             raise ConfigError(f"--resume continues a run with its recorded config; only --steps and --device may "
                               f"change (got {', '.join(given + ['--set'] * bool(args.set))})")
         run_dir = Path(args.resume)
-        cfg = config_mod.from_dict(checkpoint.load(run_dir)["config"])
+        state = checkpoint.load(run_dir)
+        cfg = config_mod.from_dict(state["config"])
         for flag in ("steps", "device"):
             if getattr(args, flag) is not None:
                 config_mod.set_value(cfg, TRAIN_FLAGS[flag], getattr(args, flag), source=f"--{flag}")
         config_mod.validate(cfg)
+        if state["step"] >= cfg.train.steps:
+            print(f"sagan: {run_dir} is already at step {state['step']}; pass --steps N above it to train further")
+            return 0
     else:
         cfg = resolve_config(args)
         run_dir = Path(args.out or f"runs/{cfg.preset}-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -149,11 +153,8 @@ def run_train(args: argparse.Namespace) -> int:
         print(config_mod.to_yaml(cfg), end="")
         return 0
     record = train(cfg, run_dir, resume=bool(args.resume), progress=not args.no_progress)
-    if record:
-        print(f"sagan: step {record['step']}: D loss {record['d_loss']:.3f}, G loss {record['g_loss']:.3f}; "
-              f"samples in {run_dir / 'samples'}, checkpoint {run_dir / 'checkpoints' / 'latest.pt'}")
-    else:
-        print(f"sagan: {run_dir} is already at step {cfg.train.steps}; pass --steps N to train further")
+    print(f"sagan: step {record['step']}: D loss {record['d_loss']:.3f}, G loss {record['g_loss']:.3f}; "
+          f"samples in {run_dir / 'samples'}, checkpoint {run_dir / 'checkpoints' / 'latest.pt'}")
     return 0
 
 

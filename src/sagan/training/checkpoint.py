@@ -51,10 +51,11 @@ def resolve(path: str | Path) -> Path:
 
 
 def load(path: str | Path, device: str | torch.device = "cpu") -> dict:
-    """Read a checkpoint safely (tensors and plain Python types only)."""
+    """Read a checkpoint safely (tensors and plain Python types only). Memory-mapped, so reading only its config
+    costs little."""
     path = resolve(path)
     try:
-        state = torch.load(path, map_location=device, weights_only=True)
+        state = torch.load(path, map_location=device, weights_only=True, mmap=True)
     except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError) as e:
         raise UserError(f"{path} is not a readable sagan checkpoint ({str(e).splitlines()[0]})") from None
     if not isinstance(state, dict) or "config" not in state or "generator_ema" not in state:
