@@ -110,13 +110,18 @@ def resolve_config(args: argparse.Namespace) -> config_mod.Config:
         config_mod.update(cfg, config_mod.load_yaml(args.config), source=args.config)
     if getattr(args, "data", None):
         _set_data(cfg, args.data)
-    for flag, key in TRAIN_FLAGS.items():
-        if getattr(args, flag, None) is not None:
-            config_mod.set_value(cfg, key, getattr(args, flag), source=f"--{flag.replace('_', '-')}")
+    _apply_flags(cfg, args, TRAIN_FLAGS)
     for assignment in args.set:
         config_mod.set_value(cfg, *config_mod.parse_assignment(assignment))
     config_mod.validate(cfg)
     return cfg
+
+
+def _apply_flags(cfg: config_mod.Config, args: argparse.Namespace, flags) -> None:
+    """Set the config field of every flag in `flags` (names of TRAIN_FLAGS) that was given."""
+    for flag in flags:
+        if getattr(args, flag, None) is not None:
+            config_mod.set_value(cfg, TRAIN_FLAGS[flag], getattr(args, flag), source=f"--{flag.replace('_', '-')}")
 
 
 def _set_data(cfg: config_mod.Config, value: str) -> None:
@@ -139,9 +144,7 @@ def run_train(args: argparse.Namespace) -> int:
         run_dir = Path(args.resume)
         state = checkpoint.load(run_dir)
         cfg = config_mod.from_dict(state["config"])
-        for flag in ("steps", "device"):
-            if getattr(args, flag) is not None:
-                config_mod.set_value(cfg, TRAIN_FLAGS[flag], getattr(args, flag), source=f"--{flag}")
+        _apply_flags(cfg, args, ("steps", "device"))
         config_mod.validate(cfg)
         if state["step"] >= cfg.train.steps:
             print(f"sagan: {run_dir} is already at step {state['step']}; pass --steps N above it to train further")
