@@ -59,6 +59,18 @@ def test_the_global_batch_must_split_evenly(monkeypatch):
         distributed.local_batch(8)
 
 
+def test_each_process_takes_the_gpu_of_its_local_rank(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert distributed.local_device("cuda", 4) == distributed.local_device("auto", 4) == torch.device("cuda", 1)
+    assert distributed.local_device("cpu", 4) == torch.device("cpu")
+    assert distributed.local_device("cuda:2", 1) == torch.device("cuda", 2)
+    with pytest.raises(ConfigError, match="train.device: 'cuda:0' names one GPU but 4 processes need one each"):
+        distributed.local_device("cuda:0", 4)
+
+
 def test_sync_bn_is_refused_on_the_cpu(monkeypatch):
     monkeypatch.setattr(distributed.dist, "is_initialized", lambda: True)
     gan = type("Gan", (), {"device": torch.device("cpu")})()

@@ -70,15 +70,15 @@ def process_group(device_name: str) -> Iterator[None]:
 
 
 def local_device(name: str, processes: int | None = None) -> torch.device:
-    """This process's device for `train.device`: in a process group, `cuda` and `auto` mean GPU LOCAL_RANK."""
+    """This process's device for `train.device`: under torchrun, `cuda` and `auto` mean GPU LOCAL_RANK."""
     device = resolve_device(name)
-    processes = world_size() if processes is None else processes
-    if device.type != "cuda" or processes == 1:
+    if device.type != "cuda" or not launched():
         return device
-    if device.index is not None:
+    processes = world_size() if processes is None else processes
+    if device.index is not None and processes > 1:
         raise ConfigError(f"train.device: '{name}' names one GPU but {processes} processes need one each; "
                           f"use cuda or auto (each process takes GPU LOCAL_RANK)")
-    return torch.device("cuda", local_rank())
+    return torch.device("cuda", local_rank() if device.index is None else device.index)
 
 
 def local_batch(batch_size: int) -> int:
