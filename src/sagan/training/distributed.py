@@ -124,7 +124,7 @@ def data_parallel(gan: "GANTraining", sync_bn: bool) -> None:
 
 
 def all_gather_object(obj: Any) -> list[Any]:
-    """`obj` of every process, in rank order (picklable objects; tensors travel on the CPU)."""
+    """`obj` (anything picklable) of every process, in rank order."""
     if not dist.is_initialized():
         return [obj]
     objects: list[Any] = [None] * world_size()
@@ -134,7 +134,8 @@ def all_gather_object(obj: Any) -> list[Any]:
 
 def check_in_sync(modules: dict[str, nn.Module]) -> None:
     """Raise if any process's parameters differ from rank 0's. DDP keeps them bit-identical, so a difference is a
-    bug worth stopping for; costs one broadcast of the weights, little next to writing a checkpoint."""
+    bug (or nondeterministic arithmetic) worth stopping for; costs one broadcast of the weights, little next to
+    writing a checkpoint."""
     if world_size() == 1:
         return
     differ = []
