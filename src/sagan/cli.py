@@ -17,7 +17,7 @@ from .bench import bench_train
 from .errors import ConfigError, UserError
 from .files import atomic_write_bytes
 from .images import save_png
-from .training import checkpoint, load_generator, train
+from .training import checkpoint, distributed, load_generator, train
 from .training.runtime import resolve_device
 
 # Flags that set one config field each; None means "not given" so presets and files keep their values.
@@ -155,7 +155,11 @@ def run_train(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(config_mod.to_yaml(cfg), end="")
         return 0
-    record = train(cfg, run_dir, resume=bool(args.resume), progress=not args.no_progress)
+    # Under torchrun every process gets here and trains its share; otherwise this is a plain single-process run.
+    with distributed.process_group(cfg.train.device):
+        record = train(cfg, run_dir, resume=bool(args.resume), progress=not args.no_progress)
+        if not distributed.is_main():
+            return 0
     print(f"sagan: step {record['step']}: D loss {record['d_loss']:.3f}, G loss {record['g_loss']:.3f}; "
           f"samples in {run_dir / 'samples'}, checkpoint {run_dir / 'checkpoints' / 'latest.pt'}")
     return 0

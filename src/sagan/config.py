@@ -65,6 +65,7 @@ class TrainConfig:
     ema_start: int = 0  # G steps before the EMA starts averaging (until then it copies G)
     amp: str = "none"  # mixed precision: none | bf16 | fp16 (CUDA only)
     channels_last: bool = False  # NHWC memory format for convolutions
+    sync_bn: bool = False  # under torchrun on GPUs: G's batch norm uses statistics of the global batch
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     seed: int = 0
     log_every: int = 100  # steps between lines of metrics.jsonl

@@ -26,6 +26,8 @@ class GANTraining:
         if t.channels_last:
             self.G, self.D = (net.to(memory_format=torch.channels_last) for net in (self.G, self.D))
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        # What the updates call for gradients: the networks, or their DDP wrappers (`distributed.data_parallel`).
+        self.G_train, self.D_train = self.G, self.D
         self.opt_g = build_optimizer(self.G.parameters(), t.lr_g, t)
         self.opt_d = build_optimizer(self.D.parameters(), t.lr_d, t)
         self.sched_g = build_scheduler(self.opt_g, t, batches_per_epoch)
@@ -58,7 +60,7 @@ class GANTraining:
                 fake = self.G(z, y_fake)
             # Real and fake go through D as one batch: one forward, one spectral-norm power iteration.
             y = None if y_real is None else torch.cat([y_real, y_fake])
-            logits = self.D(torch.cat([real, fake]), y).float()
+            logits = self.D_train(torch.cat([real, fake]), y).float()
         d_real, d_fake = logits[:n], logits[n:]
         loss = self.d_loss_fn(d_real, d_fake)
         stats = {"d_loss": loss.detach(), "d_real": d_real.detach().mean(), "d_fake": d_fake.detach().mean()}
@@ -81,7 +83,7 @@ class GANTraining:
         # D's weight gradients are not needed here; skipping them saves a third of D's backward pass.
         self.D.requires_grad_(False)
         with autocast(self.cfg.train.amp, self.device):
-            logits = self.D(self.G(z, y), y).float()
+            logits = self.D(self.G_train(z, y), y).float()
         loss = self.g_loss_fn(logits)
         self._update(self.G, self.opt_g, self.scaler_g, loss)
         self.D.requires_grad_(True)

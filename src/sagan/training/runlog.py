@@ -1,5 +1,6 @@
 """What a run reports: `metrics.jsonl` (one JSON object per log interval), `train.log`, and TensorBoard events when
-the optional `tensorboard` package is installed."""
+the optional `tensorboard` package is installed. In a multi-process run the statistics are averaged over the
+processes and only rank 0 writes."""
 
 import json
 import logging
@@ -8,6 +9,8 @@ from pathlib import Path
 
 import torch
 
+from . import distributed
+
 
 class RunLog:
     def __init__(self, run_dir: Path):
@@ -15,10 +18,11 @@ class RunLog:
         self.logger = logging.getLogger(f"sagan.run.{run_dir.resolve()}")
         self.logger.setLevel(logging.INFO)
         self.logger.propagate = False
-        self.handler = logging.FileHandler(run_dir / "train.log")
+        self.writes = distributed.is_main()
+        self.handler = logging.FileHandler(run_dir / "train.log") if self.writes else logging.NullHandler()
         self.handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
         self.logger.addHandler(self.handler)
-        self.tensorboard = _summary_writer(run_dir)
+        self.tensorboard = _summary_writer(run_dir) if self.writes else None
         self.sums: dict[str, torch.Tensor] = {}
         self.count = 0
         self.interval_start = time.perf_counter()
@@ -36,11 +40,13 @@ class RunLog:
         """Average the accumulated statistics, write them with `extra` and the step rate; returns the record."""
         now = time.perf_counter()
         record = {"step": step}
-        record.update({key: (value / self.count).item() for key, value in self.sums.items()})
+        means = distributed.average(torch.stack([value.float() for value in self.sums.values()]) / self.count)
+        record.update(zip(self.sums, means.tolist()))
         record["steps_per_s"] = self.count / max(now - self.interval_start, 1e-9)
         record.update(extra)
-        with open(self.metrics_path, "a") as f:
-            f.write(json.dumps(record) + "\n")
+        if self.writes:
+            with open(self.metrics_path, "a") as f:
+                f.write(json.dumps(record) + "\n")
         self.info(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
         if self.tensorboard is not None:
             for key, value in record.items():

@@ -10,18 +10,19 @@ from ..config import Config, to_dict, to_yaml
 from ..errors import ConfigError, DataError, UserError
 from ..files import atomic_write_text
 from ..images import make_grid, save_png
-from . import checkpoint
+from . import checkpoint, distributed
 from .batches import batch_loader
 from .gan import GANTraining
 from .runlog import RunLog
-from .runtime import capture_rng, check_amp, resolve_device, restore_rng, seed_everything
+from .runtime import capture_rng, check_amp, restore_rng, seed_everything
 
 
 def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool = True) -> dict:
     """Train until `cfg.train.steps` generator steps; with `resume`, continue from `run_dir`'s latest checkpoint.
-    Returns the last record written to metrics.jsonl."""
+    Returns the last record written to metrics.jsonl. Under torchrun (`distributed.process_group`) every process
+    calls it: each trains on its share of every batch, rank 0 writes the run directory."""
     t, run_dir = cfg.train, Path(run_dir)
-    device = resolve_device(t.device)
+    device = distributed.local_device(t.device)
     check_amp(t.amp, device)
     if run_dir.exists() and not run_dir.is_dir():
         raise UserError(f"run directory {run_dir} exists and is not a folder")
@@ -33,33 +34,46 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
                          channels=cfg.data.channels, crop=cfg.data.crop)
     check_dataset(cfg, dataset)
     batches_per_epoch = len(dataset) // t.batch_size
+    local_batch = distributed.local_batch(t.batch_size)
 
     # Build the networks and optimisers; seeded, so the recorded config reproduces the run.
     seed_everything(t.seed)
     gan = GANTraining(cfg, device, batches_per_epoch)
-    step, batches_seen = 0, 0
+    step, batches_seen, rank_rng = 0, 0, None
     if resume:
         state = checkpoint.load(run_dir, device)
         gan.load_state_dict(state)
         step, batches_seen = state["step"], state["rng"]["data_batches"]
         restore_rng(state["rng"])
+        rank_rng = state.get("rank_rng")
+    # With several processes: latents of their own, gradients averaged by DDP (no-ops in one process).
+    distributed.seed_process(t.seed, step, rank_rng)
+    distributed.data_parallel(gan, t.sync_bn)
 
     # Prepare the run directory.
-    (run_dir / "samples").mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "config.yaml", to_yaml(cfg))
+    main = distributed.is_main()
+    if main:
+        (run_dir / "samples").mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / "config.yaml", to_yaml(cfg))
     log = RunLog(run_dir)
-    log.info(f"{'resumed at step ' + str(step) if resume else 'started'}: {dataset.description}, device {device}, "
-             f"G {_millions(gan.G)}M / D {_millions(gan.D)}M parameters")
+    processes = f" x {distributed.world_size()} processes" if distributed.world_size() > 1 else ""
+    log.info(f"{'resumed at step ' + str(step) if resume else 'started'}: {dataset.description}, device {device}"
+             f"{processes}, G {_millions(gan.G)}M / D {_millions(gan.D)}M parameters")
     sample_labels, nrow = sample_grid_labels(cfg)
     workers = 0 if isinstance(dataset, data.ArrayDataset) else cfg.data.workers
-    batches = batch_loader(dataset, t.batch_size, t.seed, batches_seen, workers, pin_memory=device.type == "cuda")
-    bar = tqdm(total=t.steps, initial=step, desc=str(run_dir), unit="step", dynamic_ncols=True, disable=not progress)
+    batches = batch_loader(dataset, t.batch_size, t.seed, batches_seen, workers, pin_memory=device.type == "cuda",
+                           rank=distributed.rank(), processes=distributed.world_size())
+    bar = tqdm(total=t.steps, initial=step, desc=str(run_dir), unit="step", dynamic_ncols=True,
+               disable=not (progress and main))
     record: dict = {}
 
-    def save_checkpoint() -> Path:
+    def save_checkpoint() -> Path | None:
+        distributed.check_in_sync({"G": gan.G, "D": gan.D, "G_ema": gan.G_ema})
         state = gan.state_dict() | {"step": step, "config": to_dict(cfg), "rng": capture_rng()}
         state["rng"]["data_batches"] = batches_seen
-        return checkpoint.save(run_dir, state, t.keep_checkpoints)
+        if distributed.world_size() > 1:  # the other processes' latent streams, for an exact resume
+            state["rank_rng"] = distributed.all_gather_object(capture_rng())[1:]
+        return checkpoint.save(run_dir, state, t.keep_checkpoints) if main else None
 
     try:
         while step < t.steps:
@@ -70,7 +84,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
                 stats = gan.d_step(*gan.prepare(images, labels))
 
             # Update G, its moving average and the learning rates.
-            stats |= gan.g_step(t.batch_size)
+            stats |= gan.g_step(local_batch)
             step += 1
             gan.update_ema(step)
             gan.step_schedules()
@@ -89,7 +103,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
                 } | {f"gamma/{name}": value for name, value in gammas.items()})
                 bar.set_postfix_str(f"D {record['d_loss']:.3f} G {record['g_loss']:.3f} "
                                     + " ".join(f"γ{name} {value:+.3f}" for name, value in gammas.items()))
-            if step % t.sample_every == 0 or last:
+            if main and (step % t.sample_every == 0 or last):
                 path = run_dir / "samples" / f"{checkpoint.step_name(step)}.png"
                 images = gan.G_ema.sample(t.num_samples, seed=t.seed, labels=sample_labels, batch_size=t.num_samples)
                 save_png(make_grid(images, nrow), path)
