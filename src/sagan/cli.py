@@ -14,6 +14,7 @@ import torch
 from . import config as config_mod
 from . import data
 from .bench import bench_train
+from .data import download
 from .errors import ConfigError, UserError
 from .files import atomic_write_bytes
 from .images import save_png
@@ -98,9 +99,25 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.set_defaults(run=run_bench_train)
 
+    p = commands.add_parser("data", help="download and describe datasets")
+    data_commands = p.add_subparsers(dest="data_command", required=True, parser_class=ArgumentParser)
+    p = data_commands.add_parser("download", help="fetch cifar10, mnist or fashion-mnist and check its MD5s; "
+                                                  "for the others, say where to get them and how to lay them out")
+    add_dataset_arguments(p)
+    p.add_argument("--mirror", action="append", metavar="URL",
+                   help="base URL to fetch the files from instead of the official ones (repeatable)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(run=run_data_download)
+
     p = commands.add_parser("presets", help="list the presets")
     p.set_defaults(run=run_presets)
     return parser
+
+
+def add_dataset_arguments(p: argparse.ArgumentParser) -> None:
+    """The NAME and --data-root arguments of the `sagan data` commands."""
+    p.add_argument("name", choices=list(data.DATASETS), metavar="NAME", help=", ".join(data.DATASETS))
+    p.add_argument("--data-root", metavar="DIR", help="the dataset folder, as given to sagan train --data-root")
 
 
 def resolve_config(args: argparse.Namespace) -> config_mod.Config:
@@ -185,6 +202,21 @@ def run_generate(args: argparse.Namespace) -> int:
 def run_bench_train(args: argparse.Namespace) -> int:
     cfg = resolve_config(args)
     print(json.dumps(bench_train(cfg, steps=args.steps, warmup=args.warmup)))
+    return 0
+
+
+def run_data_download(args: argparse.Namespace) -> int:
+    if args.name not in download.SOURCES:
+        raise ConfigError(f"{args.name} is not downloaded: it is read from files that come with sagan")
+    if not download.SOURCES[args.name].files:
+        print(download.instructions(args.name))
+        return 0
+    if args.data_root is None:
+        raise ConfigError(f"--data-root: name the folder to download {args.name} into")
+    download.download(args.name, args.data_root, tuple(args.mirror or ()) or None, progress=not args.no_progress)
+    dataset = data.build(args.name, args.data_root, split="all")
+    print(f"sagan: {args.data_root} holds {dataset.description}; train with "
+          f"--data {args.name} --data-root {args.data_root}")
     return 0
 
 
