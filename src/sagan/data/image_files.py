@@ -2,6 +2,7 @@
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import torch
 from torch.utils.data import Dataset
@@ -10,13 +11,19 @@ from .transforms import load_image, to_tensor
 
 
 class ImageFileDataset(Dataset):
-    """Unlabelled image files as `(image, 0)` pairs: uint8 `channels` x `resolution` x `resolution` tensors."""
+    """Image files as `(image, label)` pairs: uint8 `channels` x `resolution` x `resolution` tensors and ints
+    (0 without labels)."""
 
-    num_classes = 0
+    def __init__(self, paths: Sequence[Path | BinaryIO], *, resolution: int, channels: int, crop: int,
+                 description: str, labels: Sequence[int] | None = None, num_classes: int = 0):
+        """`crop` as in `load_image`: the side of the centered square cut before resizing (0: the largest).
 
-    def __init__(self, paths: Sequence[Path], *, resolution: int, channels: int, crop: int, description: str):
-        """`crop` as in `load_image`: the side of the centered square cut before resizing (0: the largest)."""
-        self.paths = list(paths)
+        `paths` may also be a lazy sequence of open image files (members of a zip or lmdb archive); it is kept
+        as given, not copied into a list.
+        """
+        self.paths = paths
+        self.labels = labels
+        self.num_classes = num_classes
         self.resolution = resolution
         self.channels = channels
         self.crop = crop
@@ -26,4 +33,5 @@ class ImageFileDataset(Dataset):
         return len(self.paths)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        return to_tensor(load_image(self.paths[index], self.resolution, self.channels, self.crop)), 0
+        label = 0 if self.labels is None else int(self.labels[index])
+        return to_tensor(load_image(self.paths[index], self.resolution, self.channels, self.crop)), label
