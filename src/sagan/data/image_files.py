@@ -6,6 +6,7 @@ once per process. With `strict=True` the error is raised instead. Preparing a ca
 every image once, up front, so it finds them all before training starts and leaves them out.
 """
 
+import hashlib
 import logging
 import os
 from collections.abc import Sequence
@@ -25,29 +26,42 @@ log = logging.getLogger("sagan.data")
 MAX_CONSECUTIVE_BAD = 100
 
 
-class ImageFileDataset(Dataset):
-    """Image files as `(image, label)` pairs: uint8 `channels` x `resolution` x `resolution` tensors and python ints
-    (0 without labels).
+class ArchiveMembers(Sequence[BinaryIO]):
+    """The images of an archive (a zip, an lmdb database) as a lazy sequence: item i is an open binary file.
 
-    Subclasses that read the images from an archive override `open` (the bytes of an item) and `source_id` (what
-    identifies those bytes for the cache); `paths` then holds the item names.
+    Subclasses implement `__len__`, `__getitem__`, `name` and `fingerprint`; reading a member may raise the
+    archive's own errors, which make that image unusable.
     """
 
-    def __init__(self, paths: Sequence[Path], *, resolution: int, channels: int, crop: int, description: str,
-                 labels: Sequence[int] | np.ndarray | None = None, num_classes: int = 0, strict: bool = False):
+    def name(self, index: int) -> str:
+        """How messages name member `index`, e.g. 'img_align_celeba.zip:img_align_celeba/000001.jpg'."""
+        raise NotImplementedError
+
+    def fingerprint(self) -> str:
+        """A string that changes whenever the archive may have changed (e.g. its path, size and modification time)."""
+        raise NotImplementedError
+
+
+class ImageFileDataset(Dataset):
+    """Image files as `(image, label)` pairs: uint8 `channels` x `resolution` x `resolution` tensors and python ints
+    (0 without labels)."""
+
+    def __init__(self, paths: Sequence[Path] | ArchiveMembers, *, resolution: int, channels: int, crop: int,
+                 description: str, labels: Sequence[int] | None = None, num_classes: int = 0, strict: bool = False):
         """`crop` as in `load_image`: the side of the centered square cut before resizing (0: the largest).
+        `paths` may also be the lazy `ArchiveMembers` of an archive; it is kept as given, not copied into a list.
         `strict`: raise BadImageError for an unusable image instead of skipping it."""
-        self.paths = list(paths)
-        self.labels = None if labels is None else np.asarray(labels, dtype=np.int64)
-        if self.labels is not None and len(self.labels) != len(self.paths):
-            raise ValueError(f"{len(self.paths)} images but {len(self.labels)} labels")
+        if labels is not None and len(labels) != len(paths):
+            raise ValueError(f"{len(paths)} images but {len(labels)} labels")
+        self.paths = paths
+        self.labels = labels
+        self.num_classes = num_classes
         self.resolution = resolution
         self.channels = channels
         self.crop = crop
         self.description = description
-        self.num_classes = num_classes
         self.strict = strict
-        self.skipped: dict[str, str] = {}  # name -> reason, of the unusable images met in this process
+        self.skipped: dict[str, str] = {}  # name -> reason, for the unusable images met in this process
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -67,19 +81,9 @@ class ImageFileDataset(Dataset):
 
     def name(self, index: int) -> str:
         """How messages name item `index`."""
+        if isinstance(self.paths, ArchiveMembers):
+            return self.paths.name(index)
         return str(self.paths[index])
-
-    def open(self, index: int) -> str | os.PathLike | BinaryIO:
-        """The encoded image `index`: a path or a binary file object, as `PIL.Image.open` takes."""
-        return self.paths[index]
-
-    def source_id(self, index: int) -> str:
-        """A string that changes whenever the bytes of item `index` may have changed: path, size, modification time."""
-        try:
-            stat = os.stat(self.paths[index])
-        except OSError:
-            return f"{self.paths[index]} unreadable"
-        return f"{self.paths[index]} {stat.st_size} {stat.st_mtime_ns}"
 
     def label(self, index: int) -> int:
         return 0 if self.labels is None else int(self.labels[index])
@@ -87,10 +91,28 @@ class ImageFileDataset(Dataset):
     def load(self, index: int) -> np.ndarray:
         """The uint8 H x W x C pixels of item `index`; raises BadImageError when the image is unusable."""
         try:
-            source = self.open(index)
-        except (OSError, KeyError, ValueError) as e:
+            source = self.paths[index]
+        # An archive reader raises its own error types (zipfile.BadZipFile, zlib.error, lmdb.Error, ...).
+        except Exception as e:  # noqa: BLE001
             raise BadImageError(f"cannot read image {self.name(index)}: {e}") from None
         return load_image(source, self.resolution, self.channels, self.crop, name=self.name(index))
+
+    def fingerprint(self) -> str:
+        """A hash that changes whenever the images or labels may have changed: for files, their paths, sizes and
+        modification times; for an archive, its own fingerprint."""
+        digest = hashlib.sha256()
+        if isinstance(self.paths, ArchiveMembers):
+            digest.update(self.paths.fingerprint().encode())
+        else:
+            for path in self.paths:
+                try:
+                    stat = os.stat(path)
+                    digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+                except OSError:
+                    digest.update(f"{path}\0unreadable\n".encode())
+        if self.labels is not None:
+            digest.update(np.asarray(self.labels, dtype=np.int64).tobytes())
+        return digest.hexdigest()
 
     def _skip(self, index: int, error: BadImageError) -> None:
         name = self.name(index)
