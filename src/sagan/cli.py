@@ -59,8 +59,8 @@ def build_parser() -> ArgumentParser:
     p = commands.add_parser("train", help="train a SAGAN (default: the offline demo preset)")
     p.add_argument("--preset", help=f"starting config: {', '.join(config_mod.PRESETS)} (default demo)")
     p.add_argument("--config", help="YAML file of config overrides (same layout as RUN/config.yaml)")
-    p.add_argument("--data", help="dataset name (embedded, imagefolder, celeba, mnist, fashion-mnist) or an image "
-                                  "folder, which is short for --data imagefolder --data-root PATH")
+    p.add_argument("--data", help="dataset name (embedded, imagefolder, celeba, mnist, fashion-mnist, cifar10, "
+                                  "lsun) or an image folder, which is short for --data imagefolder --data-root PATH")
     p.add_argument("--data-root", help="dataset folder")
     p.add_argument("--out", help="run directory (default runs/PRESET-TIMESTAMP)")
     p.add_argument("--steps", type=int, help="total generator steps of the run")

@@ -36,12 +36,17 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    name: str = "embedded"  # embedded | imagefolder | celeba | mnist | fashion-mnist
-    root: str | None = None  # dataset folder (not needed for the embedded dataset)
-    split: str = "train"  # celeba: train | valid | test | all; mnist, fashion-mnist: train | test
+    name: str = "embedded"  # embedded | imagefolder | celeba | mnist | fashion-mnist | cifar10 | lsun
+    root: str | None = None  # dataset folder (not needed for embedded); lsun: the category's *_lmdb folder itself
+    split: str = "train"  # celeba: train | valid | test | all; mnist, fashion-mnist, cifar10: train | test | all
     resolution: int = 32  # image size, a power of two from 32 to 256
     channels: int = 3  # 3 = RGB, 1 = grayscale
-    crop: int = 0  # center-crop size before resizing; 0 = the largest centered square (178 for CelebA)
+    # center-crop size before resizing; 0 = the largest centered square, except CelebA: 178 (the full width of its
+    # 178x218 aligned faces, the common recipe); 160, 140 or 108 zoom in on the face as some implementations do
+    crop: int = 0
+    labels: str = "none"  # imagefolder: none | folders (each first-level folder is a class, sorted by name)
+    attribute: str = ""  # celeba: label images by one list_attr_celeba.txt column, e.g. Smiling (2 classes)
+    pad: bool = True  # mnist, fashion-mnist, embedded at 32x32: zero-pad the 28x28 digits (LeNet); false: resize
     workers: int = 2  # decoding processes for datasets read from image files
 
 
@@ -125,6 +130,7 @@ CHOICES = {
     "model.attention": ("paper", "official"),
     "model.init": ("orthogonal", "xavier"),
     "data.split": ("train", "valid", "test", "all"),
+    "data.labels": ("none", "folders"),
     "train.loss": ("hinge", "bce", "wgan-gp"),
     "train.lr_schedule": ("constant", "linear", "exponential"),
     "train.amp": ("none", "bf16", "fp16"),

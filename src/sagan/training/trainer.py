@@ -30,7 +30,8 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
 
     # Load the training set.
     dataset = data.build(cfg.data.name, cfg.data.root, split=cfg.data.split, resolution=cfg.data.resolution,
-                         channels=cfg.data.channels, crop=cfg.data.crop)
+                         channels=cfg.data.channels, crop=cfg.data.crop, labels=cfg.data.labels,
+                         attribute=cfg.data.attribute, pad=cfg.data.pad)
     check_dataset(cfg, dataset)
     batches_per_epoch = len(dataset) // t.batch_size
 
