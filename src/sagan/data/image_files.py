@@ -27,14 +27,15 @@ MAX_CONSECUTIVE_BAD = 100
 
 
 class ArchiveMembers(Sequence[BinaryIO]):
-    """The images of an archive (a zip, an lmdb database) as a lazy sequence: item i is an open binary file.
+    """What ImageFileDataset needs of the lazy sequence of an archive's images (a zip, an lmdb database).
 
-    Subclasses implement `__len__`, `__getitem__`, `name` and `fingerprint`; reading a member may raise the
-    archive's own errors, which make that image unusable.
+    Item i is an open binary file whose str() names it; reading one may raise the archive's own errors, which make
+    that image unusable. `name` names an item without reading it; `fingerprint` lets the dataset cache notice a
+    changed archive.
     """
 
     def name(self, index: int) -> str:
-        """How messages name member `index`, e.g. 'img_align_celeba.zip:img_align_celeba/000001.jpg'."""
+        """How messages name member `index`, without reading it, e.g. 'img_align_celeba.zip:000001.jpg'."""
         raise NotImplementedError
 
     def fingerprint(self) -> str:
@@ -49,7 +50,7 @@ class ImageFileDataset(Dataset):
     def __init__(self, paths: Sequence[Path] | ArchiveMembers, *, resolution: int, channels: int, crop: int,
                  description: str, labels: Sequence[int] | None = None, num_classes: int = 0, strict: bool = False):
         """`crop` as in `load_image`: the side of the centered square cut before resizing (0: the largest).
-        `paths` may also be the lazy `ArchiveMembers` of an archive; it is kept as given, not copied into a list.
+        `paths` may also be a lazy sequence of an archive's members (see ArchiveMembers); it is kept as given.
         `strict`: raise BadImageError for an unusable image instead of skipping it."""
         if labels is not None and len(labels) != len(paths):
             raise ValueError(f"{len(paths)} images but {len(labels)} labels")
@@ -80,10 +81,11 @@ class ImageFileDataset(Dataset):
                         f"the last: {error}")
 
     def name(self, index: int) -> str:
-        """How messages name item `index`."""
-        if isinstance(self.paths, ArchiveMembers):
-            return self.paths.name(index)
-        return str(self.paths[index])
+        """How messages name item `index`: its path, or what its archive calls it."""
+        if isinstance(self.paths, (list, tuple)):
+            return str(self.paths[index])
+        names = getattr(self.paths, "name", None)
+        return names(index) if callable(names) else f"item {index} of {self.description}"
 
     def label(self, index: int) -> int:
         return 0 if self.labels is None else int(self.labels[index])
@@ -92,16 +94,16 @@ class ImageFileDataset(Dataset):
         """The uint8 H x W x C pixels of item `index`; raises BadImageError when the image is unusable."""
         try:
             source = self.paths[index]
-        # An archive reader raises its own error types (zipfile.BadZipFile, zlib.error, lmdb.Error, ...).
+        # An archive reader raises its own error types (zipfile.BadZipFile, zlib.error, lmdb.Error, DataError, ...).
         except Exception as e:  # noqa: BLE001
-            raise BadImageError(f"cannot read image {self.name(index)}: {e}") from None
-        return load_image(source, self.resolution, self.channels, self.crop, name=self.name(index))
+            raise BadImageError(f"cannot read {self.name(index)}: {e}") from None
+        return load_image(source, self.resolution, self.channels, self.crop)
 
     def fingerprint(self) -> str:
         """A hash that changes whenever the images or labels may have changed: for files, their paths, sizes and
         modification times; for an archive, its own fingerprint."""
         digest = hashlib.sha256()
-        if isinstance(self.paths, ArchiveMembers):
+        if not isinstance(self.paths, (list, tuple)):  # an archive (see ArchiveMembers)
             digest.update(self.paths.fingerprint().encode())
         else:
             for path in self.paths:

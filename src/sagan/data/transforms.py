@@ -17,6 +17,9 @@ from ..errors import DataError
 # reference uses for FID, and rings less than LANCZOS around hard edges such as MNIST strokes.
 RESAMPLE = Image.Resampling.BICUBIC
 
+# Bump whenever `load_image` may give other pixels for the same file: dataset caches made before are rebuilt.
+PREPROCESSING_VERSION = 1
+
 # Pillow clips these modes at 255 when converting to 8 bits instead of scaling them, which turns most pixels white.
 # 16-bit PNG and TIFF files open as "I;16*"; 16-bit PGM files (and 16-bit PNGs in older Pillow versions) as "I".
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
