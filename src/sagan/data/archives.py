@@ -1,35 +1,25 @@
 """Images stored inside one big file (a zip, an LMDB database), read member by member without unpacking.
 
-`ZipMembers` and `LmdbRecords` are lazy sequences of open in-memory image files, ready for `ImageFileDataset`.
-Each process opens the archive itself on first use: DataLoader workers are forked or spawned copies, and a file
+`ZipMembers` and `LmdbRecords` are lazy sequences of open in-memory image files (`ArchiveMembers`) for
+`ImageFileDataset`. Each process opens the archive itself on first use: DataLoader workers are forked or spawned copies, and a file
 handle shared across a fork would interleave the seeks and reads of different workers.
 """
 
+import hashlib
 import io
 import os
 import zipfile
-import zlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from ..errors import DataError
+from .image_files import ArchiveMembers
 
 
-class Member(io.BytesIO):
-    """The bytes of one archive member, an open binary file whose str() names it in error messages."""
-
-    def __init__(self, data: bytes, name: str):
-        super().__init__(data)
-        self.name = name
-
-    def __str__(self) -> str:
-        return self.name
-
-
-class _Archive(Sequence):
+class _Archive(ArchiveMembers):
     """A lazy sequence of the members named by `keys`, opened once per process."""
 
     def __init__(self, path: Path, keys: Sequence):
@@ -41,15 +31,27 @@ class _Archive(Sequence):
     def __len__(self) -> int:
         return len(self.keys)
 
-    def __getitem__(self, index: int) -> Member:
+    def __getitem__(self, index: int) -> BinaryIO:
         if self._pid != os.getpid():
+            if self._handle is not None:
+                # Inherited through fork: close this process's copy (the parent keeps its own) so that lmdb,
+                # which refuses to open a database twice in one process, lets this process open its own.
+                self._handle.close()
             self._handle, self._pid = self._open(), os.getpid()
-        key = self.keys[index]
-        return Member(self._read(self._handle, key), f"{self.path}:{self._key_name(key)}")
+        return io.BytesIO(self._read(self._handle, self.keys[index]))
 
     def __getstate__(self) -> dict:
         # Spawned workers and pickled copies open their own handle.
         return self.__dict__ | {"_handle": None, "_pid": -1}
+
+    def name(self, index: int) -> str:
+        return f"{self.path}:{self._key_name(self.keys[index])}"
+
+    def fingerprint(self) -> str:
+        """The archive's path, size and modification time, and a hash of the members selected."""
+        stat = self._data_file().stat()
+        keys = hashlib.sha256(b"\0".join(self._key_name(key).encode() for key in self.keys)).hexdigest()
+        return f"{self.path}\0{stat.st_size}\0{stat.st_mtime_ns}\0{keys}"
 
     def _open(self) -> Any:
         raise NotImplementedError
@@ -60,6 +62,9 @@ class _Archive(Sequence):
     def _key_name(self, key) -> str:
         return str(key)
 
+    def _data_file(self) -> Path:
+        return self.path
+
 
 class ZipMembers(_Archive):
     """Members of a zip file, by their names in the archive."""
@@ -68,10 +73,7 @@ class ZipMembers(_Archive):
         return zipfile.ZipFile(self.path)
 
     def _read(self, handle: zipfile.ZipFile, key: str) -> bytes:
-        try:
-            return handle.read(key)
-        except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as e:
-            raise DataError(f"cannot read {key} from {self.path}: {e}") from None
+        return handle.read(key)
 
 
 class LmdbRecords(_Archive):
@@ -90,6 +92,9 @@ class LmdbRecords(_Archive):
 
     def _key_name(self, key: bytes) -> str:
         return bytes(key).decode("ascii", errors="backslashreplace")
+
+    def _data_file(self) -> Path:
+        return self.path / "data.mdb"
 
 
 def open_lmdb(path: Path):
