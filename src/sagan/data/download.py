@@ -138,7 +138,10 @@ def fetch(filename: str, md5: str, mirrors: tuple[str, ...], path: Path, progres
         url = base.rstrip("/") + "/" + filename
         try:
             found = _fetch_url(url, path, md5, progress)
-        except (OSError, ValueError) as e:  # URLError and HTTPError are OSErrors; ValueError: a malformed URL
+        except urllib.error.HTTPError as e:
+            failures.append(f"{url} (HTTP {e.code} {e.reason})")
+            continue
+        except (OSError, ValueError) as e:  # URLError is an OSError; ValueError: a malformed URL
             failures.append(f"{url} ({getattr(e, 'reason', None) or e})")
             continue
         if found == md5:
