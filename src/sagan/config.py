@@ -42,7 +42,7 @@ class DataConfig:
     resolution: int = 32  # image size, a power of two from 32 to 256
     channels: int = 3  # 3 = RGB, 1 = grayscale
     # center-crop size before resizing; 0 = the largest centered square, except CelebA: 178 (the full width of its
-    # 178x218 aligned faces, the common recipe); 160, 140 or 108 zoom in on the face as some implementations do
+    # 178x218 aligned faces); 160 (the popular PyTorch SAGAN), 140 or 108 (DCGAN-TF) zoom in on the face
     crop: int = 0
     labels: str = "none"  # imagefolder: none | folders (each first-level folder is a class, sorted by name)
     attribute: str = ""  # celeba: label images by one list_attr_celeba.txt column, e.g. Smiling (2 classes)
@@ -100,7 +100,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "description": "the popular PyTorch SAGAN's 64x64 architecture (same layer shapes) on CelebA",
         "model": {"arch": "dcgan", "z_dim": 128, "g_channels": 64, "d_channels": 64, "g_attention": [16, 32],
                   "d_attention": [8, 4]},
-        "data": {"name": "celeba", "resolution": 64},
+        "data": {"name": "celeba", "resolution": 64, "crop": 160},  # its CenterCrop(160), then resize
         "train": {"steps": 1_000_000, "batch_size": 64},
     },
     "celeba64": {
