@@ -48,6 +48,15 @@ class DataConfig:
     attribute: str = ""  # celeba: label images by one list_attr_celeba.txt column, e.g. Smiling (2 classes)
     pad: bool = True  # mnist, fashion-mnist, embedded at 32x32: zero-pad the 28x28 digits (LeNet); false: resize
     workers: int = 2  # decoding processes for datasets read from image files
+    # image-file datasets (celeba, imagefolder, lsun): decode once into a memory-mapped file and train from it;
+    # auto = a file in $SAGAN_CACHE/datasets (default ~/.cache/sagan/datasets) | off | a folder | a .npy file
+    cache: str = "auto"
+    strict: bool = False  # stop at an unreadable image instead of skipping it with a warning
+
+
+# DataConfig fields that say how to read a dataset, not which images and labels it holds: the dataset cache is
+# keyed by all the other fields, so a new field is part of the key unless it is listed here.
+DATA_READ_FIELDS = ("root", "workers", "cache", "strict")
 
 
 @dataclass
@@ -199,6 +208,13 @@ def to_dict(cfg: Config) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
+def dataset_options(data: DataConfig) -> dict[str, Any]:
+    """What a dataset's images and labels depend on besides its files: the data fields but DATA_READ_FIELDS, and
+    the absolute root."""
+    options = {key: value for key, value in dataclasses.asdict(data).items() if key not in DATA_READ_FIELDS}
+    return options | {"root": str(Path(data.root).expanduser().resolve()) if data.root else None}
+
+
 def from_dict(values: dict[str, Any]) -> Config:
     """Rebuild a config recorded by `to_dict` (a checkpoint or config.yaml)."""
     cfg = Config()
@@ -219,6 +235,8 @@ def validate(cfg: Config) -> None:
     res = cfg.data.resolution
     if res < 32 or res > 256 or res & (res - 1):
         raise ConfigError(f"data.resolution: {res} is not a power of two from 32 to 256")
+    if not cfg.data.cache.strip():
+        raise ConfigError("data.cache: expected auto, off, a folder or a .npy file, got an empty string")
     if cfg.data.channels not in (1, 3):
         raise ConfigError(f"data.channels: {cfg.data.channels} must be 1 (grayscale) or 3 (RGB)")
     positive = ["model.z_dim", "model.g_channels", "model.d_channels", "train.steps", "train.batch_size",

@@ -14,9 +14,10 @@ from torch.utils.data import Dataset
 from ..errors import ConfigError, DataError
 from . import celeba, cifar, embedded, imagefolder, lsun, mnist
 from .arrays import ArrayDataset
+from .cache import CachedDataset, cached
 from .image_files import ImageFileDataset
 
-__all__ = ["DATASETS", "ArrayDataset", "ImageFileDataset", "build"]
+__all__ = ["DATASETS", "ArrayDataset", "CachedDataset", "ImageFileDataset", "build", "cached"]
 
 # name -> builder(root, split, resolution, channels, crop)
 DATASETS: dict[str, Callable[..., Dataset]] = {

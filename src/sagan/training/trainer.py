@@ -6,7 +6,7 @@ import torch
 from tqdm import tqdm
 
 from .. import data
-from ..config import Config, to_dict, to_yaml
+from ..config import Config, dataset_options, to_dict, to_yaml
 from ..errors import ConfigError, DataError, UserError
 from ..files import atomic_write_text
 from ..images import make_grid, save_png
@@ -29,10 +29,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
         raise UserError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or pick another --out")
 
     # Load the training set.
-    dataset = data.build(cfg.data.name, cfg.data.root, split=cfg.data.split, resolution=cfg.data.resolution,
-                         channels=cfg.data.channels, crop=cfg.data.crop, labels=cfg.data.labels,
-                         attribute=cfg.data.attribute, pad=cfg.data.pad)
-    check_dataset(cfg, dataset)
+    dataset = load_training_set(cfg, progress)
     batches_per_epoch = len(dataset) // t.batch_size
 
     # Build the networks and optimisers; seeded, so the recorded config reproduces the run.
@@ -51,6 +48,8 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
     log = RunLog(run_dir)
     log.info(f"{'resumed at step ' + str(step) if resume else 'started'}: {dataset.description}, device {device}, "
              f"G {_millions(gan.G)}M / D {_millions(gan.D)}M parameters")
+    for name, reason in getattr(dataset, "skipped", {}).items():
+        log.info(f"left out of the dataset: {reason}")
     sample_labels, nrow = sample_grid_labels(cfg)
     workers = 0 if isinstance(dataset, data.ArrayDataset) else cfg.data.workers
     batches = batch_loader(dataset, t.batch_size, t.seed, batches_seen, workers, pin_memory=device.type == "cuda")
@@ -103,6 +102,22 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
         bar.close()
         log.close()
     return record
+
+
+def load_training_set(cfg: Config, progress: bool = True):
+    """The dataset of `cfg.data`; an image-file dataset is read from its cache (built on first use) unless
+    data.cache is off."""
+    d = cfg.data
+    dataset = data.build(d.name, d.root, split=d.split, resolution=d.resolution, channels=d.channels, crop=d.crop,
+                         labels=d.labels, attribute=d.attribute, pad=d.pad)
+    check_dataset(cfg, dataset)
+    if isinstance(dataset, data.ImageFileDataset):
+        dataset.strict = d.strict
+        if d.cache != "off":
+            dataset = data.cached(dataset, dataset_options(d), d.cache, workers=d.workers, strict=d.strict,
+                                  progress=progress)
+            check_dataset(cfg, dataset)  # the cache leaves out unreadable images
+    return dataset
 
 
 def check_dataset(cfg: Config, dataset) -> None:
