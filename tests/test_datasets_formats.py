@@ -272,7 +272,8 @@ def test_imagefolder_folder_label_errors(tmp_path):
         build("imagefolder", tmp_path, labels="folders")
 
 
-def test_folder_labels_train_a_conditional_model(tmp_path):
+def test_folder_labels_train_a_conditional_model(tmp_path, monkeypatch):
+    monkeypatch.setenv("SAGAN_CACHE", str(tmp_path / "cache"))  # keep any dataset cache inside the test
     for k in range(2):
         (tmp_path / f"class{k}").mkdir()
         for i in range(4):
@@ -309,3 +310,52 @@ def test_new_datasets_give_one_or_three_channels(cifar_root, tmp_path):
         for channels in (1, 3):
             image, _ = build(name, root, split="train", channels=channels, resolution=32)[0]
             assert image.shape == (channels, 32, 32), name
+
+
+# ---------------------------------------------------------------------------------------------- command line
+
+
+def test_data_info_describes_a_dataset(cifar_root, capsys):
+    assert cli.main(["data", "info", "cifar10", "--data-root", str(cifar_root), "--split", "all",
+                     "--set", "data.channels=1", "--set", "data.resolution=64"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[:3] == ["cifar10 all splits, 12 images", "images: 12, each 1 x 64 x 64 uint8 (channels x height x width)",
+                       "classes: 10 (train conditionally with --set model.num_classes=10)"]
+    assert out[3].startswith("source: https://www.cs.toronto.edu/")
+
+
+def broken_roots(tmp_path: Path) -> list[tuple[list[str], str]]:
+    """(sagan data info arguments, the start of the expected error) for each kind of broken dataset."""
+    celeba = make_celeba(tmp_path / "celeba", 4, zipped=False)
+    (celeba / "img_align_celeba" / "000002.jpg").unlink()
+    (tmp_path / "empty").mkdir()
+    missing = tmp_path / "missing"
+    return [
+        (["celeba", "--data-root", str(missing)], f"data root {missing} does not exist"),
+        (["celeba", "--data-root", str(tmp_path / "empty")], f"{tmp_path / 'empty'} has no img_align_celeba/ folder"),
+        (["celeba", "--data-root", str(celeba)], "1 of the 2 images that"),
+        (["celeba", "--data-root", str(celeba), "--split", "valid", "--set", "data.attribute=smile"],
+         "data.attribute: "),
+        (["imagefolder", "--data-root", str(tmp_path / "empty")], "no images (.jpg"),
+        (["cifar10", "--data-root", str(tmp_path / "empty")], f"{tmp_path / 'empty'} has no cifar-10-batches-py/"),
+        (["mnist", "--data-root", str(tmp_path / "empty")], f"missing {tmp_path / 'empty'}/train-images-idx3-ubyte"),
+        (["lsun", "--data-root", str(tmp_path / "empty")], f"data root {tmp_path / 'empty'} has no data.mdb"),
+        (["imagefolder", "--data-root", str(celeba), "--set", "data.labels=classes"], "data.labels: 'classes' is not"),
+        (["mnist", "--data-root", str(celeba), "--set", "data.labels=folders"], "data.labels=folders applies to "
+                                                                               "imagefolder, not to mnist"),
+    ]
+
+
+def test_dataset_mistakes_are_one_line_and_exit_2(tmp_path, capsys):
+    for args, message in broken_roots(tmp_path):
+        assert cli.main(["data", "info", *args]) == 2, args
+        err = capsys.readouterr().err
+        assert err.startswith(f"sagan: error: {message}") and err.count("\n") == 1, (args, err)
+
+
+def test_train_reports_dataset_mistakes_in_one_line(tmp_path, capsys):
+    args, message = broken_roots(tmp_path)[2]
+    assert cli.main(["train", "--data", args[0], "--data-root", args[2], "--no-progress",
+                     "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"sagan: error: {message}") and err.count("\n") == 1
