@@ -247,6 +247,31 @@ def test_real_celeba_attributes():
     assert dataset[10][1] == expected[10]
 
 
+@needs_shared_data
+def test_real_celeba_sample_zipped_as_published(tmp_path):
+    sample = SHARED_DATA / "celeba-sample"
+    root = tmp_path / "celeba"
+    root.mkdir()
+    (root / "list_eval_partition.txt").write_bytes((sample / "list_eval_partition.txt").read_bytes())
+    with zipfile.ZipFile(root / "img_align_celeba.zip", "w") as z:  # the published zip stores the JPEGs as they are
+        for path in sorted((sample / "img_align_celeba").iterdir()):
+            z.write(path, f"img_align_celeba/{path.name}")
+    archive, folder = build("celeba", root, resolution=64), build("celeba", sample, resolution=64)
+    assert len(archive) == 579
+    for i in (0, 300, 578):
+        assert torch.equal(archive[i][0], folder[i][0])
+
+
+def test_archive_fingerprints_follow_the_members_and_the_file(tmp_path):
+    root = make_celeba(tmp_path / "zip", 8, zipped=True)
+    train, valid = (build("celeba", root, split=s).paths for s in ("train", "valid"))
+    assert train.fingerprint() != valid.fingerprint()
+    before = train.fingerprint()
+    with zipfile.ZipFile(root / "img_align_celeba.zip", "a") as z:
+        z.writestr("extra.txt", "changed")
+    assert build("celeba", root, split="train").paths.fingerprint() != before
+
+
 # ---------------------------------------------------------------------------------------------- imagefolder labels
 
 
