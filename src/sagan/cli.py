@@ -287,7 +287,7 @@ def run_data_prepare(args: argparse.Namespace) -> int:
     state = f"built ({cache.rebuilt_because})" if cache.rebuilt_because else "up to date"
     use = f"--set data.cache={cache.path}" if out else "data.cache=auto (the default)"
     print(f"sagan: {cache.path} {state}: {len(cache)} images of {d.resolution}x{d.resolution}x{d.channels}, "
-          f"{cache.path.stat().st_size / 1e6:.1f} MB; sagan train reads it with {use}")
+          f"{cache.path.stat().st_size / 1e6:.1f} MB; sagan train with the same data options reads it with {use}")
     return 0
 
 

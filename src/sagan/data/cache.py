@@ -206,7 +206,8 @@ def build(dataset: ImageFileDataset, path: Path, record: dict[str, Any], *, work
         f.seek(0)
         f.write(_npy_header((len(kept), side, side, channels)))
     if skipped:
-        log.warning(f"skipped {len(skipped)} unreadable images; the cache {path} leaves them out")
+        log.warning(f"skipped {len(skipped)} unreadable image{'s' * (len(skipped) != 1)}; the cache {path} leaves "
+                    f"{'them' if len(skipped) != 1 else 'it'} out")
 
 
 def _decode(dataset: ImageFileDataset, workers: int) -> Iterator[tuple[int, np.ndarray | None, str | None]]:
