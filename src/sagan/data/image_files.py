@@ -29,9 +29,9 @@ MAX_CONSECUTIVE_BAD = 100
 class ArchiveMembers(Sequence[BinaryIO]):
     """What ImageFileDataset needs of the lazy sequence of an archive's images (a zip, an lmdb database).
 
-    Item i is an open binary file whose str() names it; reading one may raise the archive's own errors, which make
-    that image unusable. `name` names an item without reading it; `fingerprint` lets the dataset cache notice a
-    changed archive.
+    Item i is an open binary file; reading one may raise the archive's own errors, which make that image unusable.
+    `name` names an item (in messages) without reading it; `fingerprint` lets the dataset cache notice a changed
+    archive.
     """
 
     def name(self, index: int) -> str:
@@ -97,7 +97,7 @@ class ImageFileDataset(Dataset):
         # An archive reader raises its own error types (zipfile.BadZipFile, zlib.error, lmdb.Error, DataError, ...).
         except Exception as e:  # noqa: BLE001
             raise BadImageError(f"cannot read {self.name(index)}: {e}") from None
-        return load_image(source, self.resolution, self.channels, self.crop)
+        return load_image(source, self.resolution, self.channels, self.crop, name=self.name(index))
 
     def fingerprint(self) -> str:
         """A hash that changes whenever the images or labels may have changed: for files, their paths, sizes and
