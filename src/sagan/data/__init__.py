@@ -19,7 +19,7 @@ from .image_files import ImageFileDataset
 
 __all__ = ["DATASETS", "ArrayDataset", "CachedDataset", "ImageFileDataset", "build", "cached"]
 
-# name -> builder(root, split, resolution, channels, crop)
+# name -> builder(root, split, resolution, channels, crop, **the OPTIONS it supports)
 DATASETS: dict[str, Callable[..., Dataset]] = {
     "embedded": embedded.build,
     "imagefolder": imagefolder.build,
