@@ -29,6 +29,7 @@ SHARED_CELEBA = Path(__file__).resolve().parents[2] / "shared" / "data" / "celeb
 
 def synthetic_folder(folder: Path, count: int) -> Path:
     """`count` smooth 178x218 JPEGs (gradients and a disc, about as costly to decode as photos of faces)."""
+    folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
     y, x = np.mgrid[0:218, 0:178]
     for i in range(count):
