@@ -297,20 +297,21 @@ def test_imagefolder_folder_label_errors(tmp_path):
         build("imagefolder", tmp_path, labels="folders")
 
 
-def test_folder_labels_train_a_conditional_model(tmp_path, monkeypatch):
+def test_folder_labels_train_a_conditional_model(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("SAGAN_CACHE", str(tmp_path / "cache"))  # keep any dataset cache inside the test
     for k in range(2):
-        (tmp_path / f"class{k}").mkdir()
+        (tmp_path / "images" / f"class{k}").mkdir(parents=True)
         for i in range(4):
-            solid(COLORS[k + i % 2], (36, 36)).save(tmp_path / f"class{k}" / f"{i}.png")
-    args = ["train", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--steps", "1", "--no-progress",
+            solid(COLORS[k + i % 2], (36, 36)).save(tmp_path / "images" / f"class{k}" / f"{i}.png")
+    args = ["train", "--data", str(tmp_path / "images"), "--out", str(tmp_path / "run"), "--steps", "1", "--no-progress",
             "--set", "data.labels=folders", "--set", "model.num_classes=2", "--set", "data.workers=0"]
     for key, value in [("model.g_channels", 8), ("model.d_channels", 8), ("model.z_dim", 8),
                        ("train.batch_size", 4), ("train.num_samples", 4), ("train.device", "cpu")]:
         args += ["--set", f"{key}={value}"]
     assert cli.main(args) == 0
-    assert "data.labels=folders" not in (tmp_path / "run" / "config.yaml").read_text()
     assert "labels: folders" in (tmp_path / "run" / "config.yaml").read_text()
+    assert cli.main(args + ["--out", str(tmp_path / "run2"), "--set", "model.num_classes=0"]) == 2
+    assert "has 2 classes, but model.num_classes is 0; set model.num_classes=2" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------------------------- mnist

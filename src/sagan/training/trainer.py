@@ -126,6 +126,10 @@ def check_dataset(cfg: Config, dataset) -> None:
     if classes and classes != dataset.num_classes:
         have = f"has {dataset.num_classes} classes" if dataset.num_classes else "has no labels"
         raise ConfigError(f"model.num_classes is {classes} but the dataset ({dataset.description}) {have}")
+    if not classes and (cfg.data.labels != "none" or cfg.data.attribute):
+        # Labels asked for and then ignored by an unconditional model is surely a mistake.
+        raise ConfigError(f"the dataset ({dataset.description}) has {dataset.num_classes} classes, but "
+                          f"model.num_classes is 0; set model.num_classes={dataset.num_classes} to use them")
     if len(dataset) < cfg.train.batch_size:
         raise DataError(f"the dataset ({dataset.description}) has fewer images than one batch "
                         f"(train.batch_size={cfg.train.batch_size})")
