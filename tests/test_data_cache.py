@@ -109,7 +109,7 @@ def test_a_named_file_of_other_options_or_no_cache_is_refused(folder, tmp_path):
         cached(build("imagefolder", folder, resolution=32), options(folder, resolution=32), path, progress=False)
     other = tmp_path / "other.npy"
     np.save(other, np.zeros(3))
-    with pytest.raises(DataError, match="other.npy is not a sagan dataset cache"):
+    with pytest.raises(DataError, match="other.npy is not a sagan dataset cache, or not a complete one"):
         cached(build("imagefolder", folder, resolution=16), options(folder), other, progress=False)
     assert np.array_equal(np.load(other), np.zeros(3))  # left alone
 

@@ -80,6 +80,7 @@ class CachedDataset(ArrayDataset):
 
 def read_header(path: Path) -> dict[str, Any]:
     """The JSON header of the cache file `path`; DataError when it is not a complete cache file."""
+    not_a_cache = DataError(f"{path} is not a sagan dataset cache, or not a complete one")
     try:
         with open(path, "rb") as f:
             size = f.seek(0, os.SEEK_END)
@@ -87,13 +88,15 @@ def read_header(path: Path) -> dict[str, Any]:
             footer = f.read(16)
             length = int.from_bytes(footer[:8], "little")
             if footer[8:] != MAGIC or length > size - 16:
-                raise DataError(f"{path} is not a sagan dataset cache (no {MAGIC!r} footer)")
+                raise not_a_cache
             f.seek(size - 16 - length)
-            return json.loads(f.read(length))
-    except (OSError, ValueError) as e:
-        if isinstance(e, DataError):
-            raise
-        raise DataError(f"cannot read the dataset cache {path}: {e}") from None
+            text = f.read(length)
+    except OSError as e:
+        raise DataError(f"cannot read the dataset cache {path}: {e.strerror or e}") from None
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise not_a_cache from None
 
 
 def cached(dataset: ImageFileDataset, options: dict[str, Any], location: str | os.PathLike = "auto", *,
