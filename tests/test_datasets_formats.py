@@ -224,6 +224,9 @@ def test_celeba_attribute_errors(tmp_path):
         build("celeba", root, attribute="smiling")
     with pytest.raises(DataError, match="has no attribute 'Bald'; choose from 5_o_Clock_Shadow, Smiling, Young"):
         build("celeba", root, attribute="Bald")
+    (root / "list_attr_celeba.txt").write_bytes(b"2\r\nSmiling\r\n000001.jpg 1\r\n000002.jpg 0\r\n")
+    with pytest.raises(DataError, match=r"list_attr_celeba.txt, line 4: expected an image name and 1 attribute values"):
+        build("celeba", root, attribute="Smiling")
     (root / "list_attr_celeba.txt").write_bytes(b"1\r\nSmiling\r\n000001.jpg 1\r\n")
     with pytest.raises(DataError, match="list_attr_celeba.txt has no row for 1 of the 2 images, the first being "
                                         "000002.jpg"):
