@@ -260,9 +260,7 @@ def run_data_info(args: argparse.Namespace) -> int:
     for assignment in args.set:
         config_mod.set_value(cfg, *config_mod.parse_assignment(assignment))
     config_mod.validate(cfg)
-    d = cfg.data
-    dataset = data.build(d.name, d.root, split=d.split, resolution=d.resolution, channels=d.channels, crop=d.crop,
-                         labels=d.labels, attribute=d.attribute, pad=d.pad)
+    dataset = data.from_config(cfg.data)
     image, _ = dataset[0]
     print(dataset.description)
     print(f"images: {len(dataset)}, each {' x '.join(map(str, image.shape))} uint8 (channels x height x width)")
@@ -277,8 +275,7 @@ def run_data_prepare(args: argparse.Namespace) -> int:
     args.data = args.name
     cfg, out = resolve_config(args), args.out
     d = cfg.data
-    dataset = data.build(d.name, d.root, split=d.split, resolution=d.resolution, channels=d.channels, crop=d.crop,
-                         labels=d.labels, attribute=d.attribute, pad=d.pad)
+    dataset = data.from_config(d)
     if not isinstance(dataset, data.ImageFileDataset):
         raise ConfigError(f"{d.name} is read into memory as one array; only image-file datasets need a cache")
     dataset.strict = d.strict

@@ -17,7 +17,7 @@ from .arrays import ArrayDataset
 from .cache import CachedDataset, cached
 from .image_files import ImageFileDataset
 
-__all__ = ["DATASETS", "ArrayDataset", "CachedDataset", "ImageFileDataset", "build", "cached"]
+__all__ = ["DATASETS", "ArrayDataset", "CachedDataset", "ImageFileDataset", "build", "cached", "from_config"]
 
 # name -> builder(root, split, resolution, channels, crop, **the OPTIONS it supports)
 DATASETS: dict[str, Callable[..., Dataset]] = {
@@ -58,3 +58,10 @@ def build(name: str, root: str | os.PathLike | None = None, split: str = "train"
             users = [other for other, builder in DATASETS.items() if key in inspect.signature(builder).parameters]
             raise ConfigError(f"data.{key}={value} applies to {', '.join(users)}, not to {name}")
     return DATASETS[name](root=root, split=split, resolution=resolution, channels=channels, crop=crop, **given)
+
+
+def from_config(d) -> Dataset:
+    """`build` with the fields of a DataConfig `d`: the one place that maps the config to a dataset, so training,
+    `sagan data prepare` and `sagan data info` read the same images."""
+    return build(d.name, d.root, split=d.split, resolution=d.resolution, channels=d.channels, crop=d.crop,
+                 labels=d.labels, attribute=d.attribute, pad=d.pad)

@@ -108,8 +108,7 @@ def load_training_set(cfg: Config, progress: bool = True):
     """The dataset of `cfg.data`; an image-file dataset is read from its cache (built on first use) unless
     data.cache is off."""
     d = cfg.data
-    dataset = data.build(d.name, d.root, split=d.split, resolution=d.resolution, channels=d.channels, crop=d.crop,
-                         labels=d.labels, attribute=d.attribute, pad=d.pad)
+    dataset = data.from_config(d)
     check_dataset(cfg, dataset)
     if isinstance(dataset, data.ImageFileDataset):
         dataset.strict = d.strict
