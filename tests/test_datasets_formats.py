@@ -130,7 +130,7 @@ def test_lsun_reads_every_record_in_key_order(tmp_path):
     dataset = build("lsun", root, resolution=32)
     assert len(dataset) == 5 and dataset.num_classes == 0
     assert dataset.description == "lsun church_outdoor_train_lmdb, 5 images"
-    for (image, label), color in zip((dataset[i] for i in range(5)), COLORS):
+    for (image, label), color in zip((dataset[i] for i in range(5)), COLORS, strict=True):
         assert image.shape == (3, 32, 32) and label == 0
         assert np.abs(image.float().mean((1, 2)).numpy() - color).max() < 4
 
@@ -180,7 +180,8 @@ def make_celeba(root: Path, count: int, *, zipped: bool) -> Path:
         for name, data in images.items():
             (root / "img_align_celeba" / name).write_bytes(data)
     parts = [(0, 0, 1, 2)[i % 4] for i in range(count)]
-    (root / "list_eval_partition.txt").write_bytes("".join(f"{n} {p}\r\n" for n, p in zip(names, parts)).encode())
+    rows = "".join(f"{name} {part}\r\n" for name, part in zip(names, parts, strict=True))
+    (root / "list_eval_partition.txt").write_bytes(rows.encode())
     header = f"{count}\r\n5_o_Clock_Shadow Smiling Young \r\n"
     rows = "".join(f"{n} -1  {1 if i % 3 == 0 else -1}  1\r\n" for i, n in enumerate(names))
     (root / "list_attr_celeba.txt").write_bytes((header + rows).encode())
@@ -306,8 +307,8 @@ def test_folder_labels_train_a_conditional_model(tmp_path, monkeypatch, capsys):
         (tmp_path / "images" / f"class{k}").mkdir(parents=True)
         for i in range(4):
             solid(COLORS[k + i % 2], (36, 36)).save(tmp_path / "images" / f"class{k}" / f"{i}.png")
-    args = ["train", "--data", str(tmp_path / "images"), "--out", str(tmp_path / "run"), "--steps", "1", "--no-progress",
-            "--set", "data.labels=folders", "--set", "model.num_classes=2", "--set", "data.workers=0"]
+    args = ["train", "--data", str(tmp_path / "images"), "--out", str(tmp_path / "run"), "--steps", "1",
+            "--no-progress", "--set", "data.labels=folders", "--set", "model.num_classes=2", "--set", "data.workers=0"]
     for key, value in [("model.g_channels", 8), ("model.d_channels", 8), ("model.z_dim", 8),
                        ("train.batch_size", 4), ("train.num_samples", 4), ("train.device", "cpu")]:
         args += ["--set", f"{key}={value}"]
@@ -348,7 +349,8 @@ def test_data_info_describes_a_dataset(cifar_root, capsys):
     assert cli.main(["data", "info", "cifar10", "--data-root", str(cifar_root), "--split", "all",
                      "--set", "data.channels=1", "--set", "data.resolution=64"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[:3] == ["cifar10 all splits, 12 images", "images: 12, each 1 x 64 x 64 uint8 (channels x height x width)",
+    assert out[:3] == ["cifar10 all splits, 12 images",
+                       "images: 12, each 1 x 64 x 64 uint8 (channels x height x width)",
                        "classes: 10 (train conditionally with --set model.num_classes=10)"]
     assert out[3].startswith("source: https://www.cs.toronto.edu/")
 

@@ -89,7 +89,8 @@ def test_unreachable_and_missing_mirrors_fall_through_to_the_next(serve, closed_
     mirrors = (closed_url, serve(tmp_path / "empty"), serve(tmp_path / "good"))
     download.fetch("f", md5(b"data"), mirrors, tmp_path / "f", progress=False)
     assert (tmp_path / "f").read_bytes() == b"data"
-    with pytest.raises(download.DownloadError, match=rf"{closed_url}f \(.*refused.*\); .*/f \(HTTP 404 File not found\)$"):
+    with pytest.raises(download.DownloadError,
+                       match=rf"{closed_url}f \(.*refused.*\); .*/f \(HTTP 404 File not found\)$"):
         download.fetch("f", md5(b"data"), mirrors[:2], tmp_path / "g", progress=False)
     assert not (tmp_path / "g").exists()
 

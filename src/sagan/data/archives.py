@@ -1,8 +1,8 @@
 """Images stored inside one big file (a zip, an LMDB database), read member by member without unpacking.
 
 `ZipMembers` and `LmdbRecords` are lazy sequences of open in-memory image files (`ArchiveMembers`) for
-`ImageFileDataset`. Each process opens the archive itself on first use: DataLoader workers are forked or spawned copies, and a file
-handle shared across a fork would interleave the seeks and reads of different workers.
+`ImageFileDataset`. Each process opens the archive itself on first use: DataLoader workers are forked or spawned
+copies, and a file handle shared across a fork would interleave the seeks and reads of different workers.
 """
 
 import hashlib

@@ -61,7 +61,8 @@ def read_attribute(path: Path, attribute: str) -> dict[str, int]:
         if not fields:
             continue
         if len(fields) != len(names) + 1 or fields[column] not in ("1", "-1"):
-            raise DataError(f"{path}, line {number}: expected an image name and {len(names)} attribute values (1 or -1)")
+            raise DataError(f"{path}, line {number}: expected an image name and {len(names)} attribute values "
+                            f"(1 or -1)")
         labels[fields[0]] = int(fields[column] == "1")
     return labels
 
