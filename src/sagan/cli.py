@@ -106,7 +106,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.set_defaults(run=run_bench_train)
 
-    p = commands.add_parser("data", help="download and describe datasets")
+    p = commands.add_parser("data", help="download, describe and prepare (cache) datasets")
     data_commands = p.add_subparsers(dest="data_command", required=True, parser_class=ArgumentParser)
     p = data_commands.add_parser("download", help="fetch cifar10, mnist or fashion-mnist and check its MD5s; "
                                                   "for the others, say where to get them and how to lay them out")
