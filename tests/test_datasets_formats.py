@@ -3,6 +3,7 @@ labels, MNIST padding and channels; each built in the test in the official layou
 
 import io
 import pickle
+import struct
 import sys
 import zipfile
 from pathlib import Path
@@ -38,12 +39,29 @@ def loader_labels(dataset, workers: int) -> list[int]:
 # ---------------------------------------------------------------------------------------------- cifar10
 
 
+class Python2Pickler(pickle._Pickler):
+    """Writes str and bytes as Python 2 strs (BINSTRING), as the cPickle that wrote the official batches did."""
+
+    def save_bytes(self, obj):
+        data = obj.encode("latin1") if isinstance(obj, str) else obj
+        short = len(data) < 256
+        self.write((pickle.SHORT_BINSTRING + bytes([len(data)])) if short else
+                   (pickle.BINSTRING + struct.pack("<i", len(data))))
+        self.write(data)
+        self.memoize(obj)
+
+    dispatch = pickle._Pickler.dispatch | {str: save_bytes, bytes: save_bytes}
+
+
 def write_cifar_batch(path: Path, images: np.ndarray, labels: list[int]) -> None:
-    """A batch as the official files hold it: a protocol-2 pickle of a dict with bytes keys."""
+    """A batch as the official files hold it: a Python 2 protocol-2 pickle of a dict with str keys and a uint8
+    N x 3072 array, referring to numpy.core.multiarray as NumPy 1 did."""
     rows = images.transpose(0, 3, 1, 2).reshape(len(images), -1)  # red plane, green plane, blue plane
-    batch = {b"batch_label": b"training batch", b"labels": labels, b"data": rows,
-             b"filenames": [f"img{i}.png".encode() for i in range(len(images))]}
-    path.write_bytes(pickle.dumps(batch, protocol=2))
+    batch = {"batch_label": "training batch 1 of 5", "labels": labels, "data": rows,
+             "filenames": [f"img{i}.png" for i in range(len(images))]}
+    buffer = io.BytesIO()
+    Python2Pickler(buffer, protocol=2).dump(batch)
+    path.write_bytes(buffer.getvalue().replace(b"cnumpy._core.multiarray\n", b"cnumpy.core.multiarray\n"))
 
 
 @pytest.fixture
