@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_config
 from PIL import Image
 
-from conftest import tiny_config
 from sagan.cli import main
 from sagan.data import ImageFileDataset
 from sagan.data.transforms import BadImageError, load_image

@@ -121,7 +121,7 @@ def cached(dataset: ImageFileDataset, options: dict[str, Any], location: str | o
     cache = CachedDataset(path)
     cache.rebuilt_because = reason
     if strict and cache.skipped:
-        name, why = next(iter(cache.skipped.items()))
+        why = next(iter(cache.skipped.values()))
         raise DataError(f"{path} leaves out {len(cache.skipped)} unusable images (the first: {why}); strict mode "
                         f"(data.strict, --strict) does not allow skipping them")
     return cache
