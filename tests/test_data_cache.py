@@ -1,9 +1,11 @@
 """Tests for sagan.data.cache: the memory-mapped preprocessing cache gives exactly the pixels of the image files,
 is rebuilt whenever it could be stale, and is written atomically."""
 
+import io
 import json
 import logging
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -191,6 +193,23 @@ def test_cli_prepare_mistakes_are_one_line_and_exit_2(tmp_path, capsys, args, me
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("sagan: error: ") and message.replace(
         "NOWHERE", str(tmp_path / "NOWHERE")) in err[0]
+
+
+def test_archive_members_are_cached_and_a_changed_archive_rebuilt(tmp_path):
+    rng = np.random.default_rng(1)
+    with zipfile.ZipFile(tmp_path / "img_align_celeba.zip", "w") as archive:
+        for number in (1, 2, 3):
+            buffer = io.BytesIO()
+            Image.fromarray(rng.integers(0, 256, (218, 178, 3), dtype=np.uint8)).save(buffer, "JPEG")
+            archive.writestr(f"img_align_celeba/{number:06d}.jpg", buffer.getvalue())
+    (tmp_path / "list_eval_partition.txt").write_text("000001.jpg 0\n000002.jpg 0\n000003.jpg 0\n")
+    dataset = build("celeba", tmp_path, resolution=16)
+    assert not isinstance(dataset.paths, list)  # read from the zip, member by member
+    result = cached(dataset, {"name": "celeba"}, tmp_path / "c.npy", progress=False)
+    assert same_items(result, dataset)
+    os.utime(tmp_path / "img_align_celeba.zip", ns=(1, 1))
+    again = cached(build("celeba", tmp_path, resolution=16), {"name": "celeba"}, tmp_path / "c.npy", progress=False)
+    assert again.rebuilt_because == "the image files changed since it was made"
 
 
 @needs_shared_data
