@@ -9,6 +9,14 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 needs_shared_data = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs ../shared/data")
 
 
+@pytest.fixture(autouse=True)
+def dataset_cache_dir(tmp_path_factory, monkeypatch):
+    """Automatic dataset caches (data.cache=auto) go to a fresh temporary folder, never to the user's ~/.cache."""
+    folder = tmp_path_factory.mktemp("sagan-cache")
+    monkeypatch.setenv("SAGAN_CACHE", str(folder))
+    return folder / "datasets"
+
+
 def tiny_config(**overrides):
     """The demo preset shrunk to run a few steps in about a second on the CPU; `overrides` are `--set` pairs."""
     from sagan import config

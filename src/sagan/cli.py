@@ -14,6 +14,7 @@ import torch
 from . import config as config_mod
 from . import data
 from .bench import bench_train
+from .data import download
 from .errors import ConfigError, UserError
 from .files import atomic_write_bytes
 from .images import save_png
@@ -29,6 +30,11 @@ TRAIN_FLAGS = {
     "device": "train.device",
     "amp": "train.amp",
     "data_root": "data.root",
+    "split": "data.split",
+    "crop": "data.crop",
+    "channels": "data.channels",
+    "workers": "data.workers",
+    "strict": "data.strict",
 }
 
 
@@ -58,8 +64,8 @@ def build_parser() -> ArgumentParser:
     p = commands.add_parser("train", help="train a SAGAN (default: the offline demo preset)")
     p.add_argument("--preset", help=f"starting config: {', '.join(config_mod.PRESETS)} (default demo)")
     p.add_argument("--config", help="YAML file of config overrides (same layout as RUN/config.yaml)")
-    p.add_argument("--data", help="dataset name (embedded, imagefolder, celeba, mnist, fashion-mnist) or an image "
-                                  "folder, which is short for --data imagefolder --data-root PATH")
+    p.add_argument("--data", help="dataset name (embedded, imagefolder, celeba, mnist, fashion-mnist, cifar10, "
+                                  "lsun) or an image folder, which is short for --data imagefolder --data-root PATH")
     p.add_argument("--data-root", help="dataset folder")
     p.add_argument("--out", help="run directory (default runs/PRESET-TIMESTAMP)")
     p.add_argument("--steps", type=int, help="total generator steps of the run")
@@ -73,6 +79,8 @@ def build_parser() -> ArgumentParser:
                    help="set any config field, e.g. --set train.loss=wgan-gp (repeatable)")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--strict", action="store_const", const=True,
+                   help="stop at an unreadable image instead of skipping it with a warning (data.strict)")
     p.set_defaults(run=run_train)
 
     p = commands.add_parser("generate", help="generate images from a checkpoint")
@@ -98,9 +106,49 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.set_defaults(run=run_bench_train)
 
+    p = commands.add_parser("data", help="download, describe and prepare (cache) datasets")
+    data_commands = p.add_subparsers(dest="data_command", required=True, parser_class=ArgumentParser)
+    p = data_commands.add_parser("download", help="fetch cifar10, mnist or fashion-mnist and check its MD5s; "
+                                                  "for the others, say where to get them and how to lay them out")
+    add_dataset_arguments(p)
+    p.add_argument("--mirror", action="append", metavar="URL",
+                   help="base URL to fetch the files from instead of the official ones (repeatable)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(run=run_data_download)
+    p = data_commands.add_parser("info", help="read a dataset and describe it: images, classes, item shape, source")
+    add_dataset_arguments(p)
+    p.add_argument("--split", help="train, valid, test or all (default train)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="any data field, e.g. --set data.attribute=Smiling or data.labels=folders (repeatable)")
+    p.set_defaults(run=run_data_info)
+
+    p = data_commands.add_parser("prepare", help="decode an image-file dataset once into the memory-mapped cache "
+                                                 "that training reads (sagan train does it on first use)")
+    add_dataset_arguments(p)
+    p.add_argument("--preset", help="take the data fields (resolution, crop, ...) of this preset")
+    p.add_argument("--resolution", type=int, help="image size (default 32)")
+    p.add_argument("--split", help="train, valid, test or all (default train)")
+    p.add_argument("--crop", type=int, help="center-crop size before resizing (default: the dataset's)")
+    p.add_argument("--channels", type=int, help="3 (RGB, default) or 1 (grayscale)")
+    p.add_argument("--workers", type=int, help="decoding processes (default 2)")
+    p.add_argument("--out", metavar="FILE.npy|DIR", help="the cache file, or a folder for it (default: the "
+                   "automatic cache that sagan train reads, in $SAGAN_CACHE/datasets or ~/.cache/sagan/datasets)")
+    p.add_argument("--strict", action="store_const", const=True,
+                   help="stop at the first unreadable image instead of leaving it out with a warning")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="any data field, e.g. --set data.attribute=Smiling (repeatable)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(run=run_data_prepare)
+
     p = commands.add_parser("presets", help="list the presets")
     p.set_defaults(run=run_presets)
     return parser
+
+
+def add_dataset_arguments(p: argparse.ArgumentParser) -> None:
+    """The NAME and --data-root arguments of the `sagan data` commands."""
+    p.add_argument("name", choices=list(data.DATASETS), metavar="NAME", help=", ".join(data.DATASETS))
+    p.add_argument("--data-root", metavar="DIR", help="the dataset folder, as given to sagan train --data-root")
 
 
 def resolve_config(args: argparse.Namespace) -> config_mod.Config:
@@ -139,12 +187,12 @@ def run_train(args: argparse.Namespace) -> int:
                                                             "batch_size", "resolution", "seed", "amp")
                  if getattr(args, name) is not None]
         if given or args.set:
-            raise ConfigError(f"--resume continues a run with its recorded config; only --steps and --device may "
-                              f"change (got {', '.join(given + ['--set'] * bool(args.set))})")
+            raise ConfigError(f"--resume continues a run with its recorded config; only --steps, --device and "
+                              f"--strict may change (got {', '.join(given + ['--set'] * bool(args.set))})")
         run_dir = Path(args.resume)
         state = checkpoint.load(run_dir)
         cfg = config_mod.from_dict(state["config"])
-        _apply_flags(cfg, args, ("steps", "device"))
+        _apply_flags(cfg, args, ("steps", "device", "strict"))
         config_mod.validate(cfg)
         if state["step"] >= cfg.train.steps:
             print(f"sagan: {run_dir} is already at step {state['step']}; pass --steps N above it to train further")
@@ -189,6 +237,58 @@ def run_generate(args: argparse.Namespace) -> int:
 def run_bench_train(args: argparse.Namespace) -> int:
     cfg = resolve_config(args)
     print(json.dumps(bench_train(cfg, steps=args.steps, warmup=args.warmup)))
+    return 0
+
+
+def run_data_download(args: argparse.Namespace) -> int:
+    if args.name not in download.SOURCES:
+        raise ConfigError(f"{args.name} is not downloaded: it is read from files that come with sagan")
+    if not download.SOURCES[args.name].files:
+        print(download.instructions(args.name))
+        return 0
+    if args.data_root is None:
+        raise ConfigError(f"--data-root: name the folder to download {args.name} into")
+    download.download(args.name, args.data_root, tuple(args.mirror or ()) or None, progress=not args.no_progress)
+    dataset = data.build(args.name, args.data_root, split="all")
+    print(f"sagan: {args.data_root} holds {dataset.description}; train with "
+          f"--data {args.name} --data-root {args.data_root}")
+    return 0
+
+
+def run_data_info(args: argparse.Namespace) -> int:
+    cfg = config_mod.Config()
+    for key, value, flag in [("data.name", args.name, "NAME"), ("data.root", args.data_root, "--data-root"),
+                             ("data.split", args.split, "--split")]:
+        if value is not None:
+            config_mod.set_value(cfg, key, value, source=flag)
+    for assignment in args.set:
+        config_mod.set_value(cfg, *config_mod.parse_assignment(assignment))
+    config_mod.validate(cfg)
+    dataset = data.from_config(cfg.data)
+    image, _ = dataset[0]
+    print(dataset.description)
+    print(f"images: {len(dataset)}, each {' x '.join(map(str, image.shape))} uint8 (channels x height x width)")
+    print(f"classes: {dataset.num_classes}" + (f" (train conditionally with --set model.num_classes="
+                                               f"{dataset.num_classes})" if dataset.num_classes else ""))
+    if args.name in download.SOURCES:
+        print(f"source: {download.SOURCES[args.name].homepage}")
+    return 0
+
+
+def run_data_prepare(args: argparse.Namespace) -> int:
+    args.data = args.name
+    cfg, out = resolve_config(args), args.out
+    d = cfg.data
+    dataset = data.from_config(d)
+    if not isinstance(dataset, data.ImageFileDataset):
+        raise ConfigError(f"{d.name} is read into memory as one array; only image-file datasets need a cache")
+    dataset.strict = d.strict
+    cache = data.cached(dataset, config_mod.dataset_options(d), out or ("auto" if d.cache == "off" else d.cache),
+                        workers=d.workers, strict=d.strict, progress=not args.no_progress)
+    state = f"built ({cache.rebuilt_because})" if cache.rebuilt_because else "up to date"
+    use = f"--set data.cache={cache.path}" if out else "data.cache=auto (the default)"
+    print(f"sagan: {cache.path} {state}: {len(cache)} images of {d.resolution}x{d.resolution}x{d.channels}, "
+          f"{cache.path.stat().st_size / 1e6:.1f} MB; sagan train with the same data options reads it with {use}")
     return 0
 
 

@@ -36,13 +36,27 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    name: str = "embedded"  # embedded | imagefolder | celeba | mnist | fashion-mnist
-    root: str | None = None  # dataset folder (not needed for the embedded dataset)
-    split: str = "train"  # celeba: train | valid | test | all; mnist, fashion-mnist: train | test
+    name: str = "embedded"  # embedded | imagefolder | celeba | mnist | fashion-mnist | cifar10 | lsun
+    root: str | None = None  # dataset folder (not needed for embedded); lsun: the category's *_lmdb folder itself
+    split: str = "train"  # celeba: train | valid | test | all; mnist, fashion-mnist, cifar10: train | test | all
     resolution: int = 32  # image size, a power of two from 32 to 256
     channels: int = 3  # 3 = RGB, 1 = grayscale
-    crop: int = 0  # center-crop size before resizing; 0 = the largest centered square (178 for CelebA)
+    # center-crop size before resizing; 0 = the largest centered square, except CelebA: 178 (the full width of its
+    # 178x218 aligned faces); 160 (the popular PyTorch SAGAN), 140 or 108 (DCGAN-TF) zoom in on the face
+    crop: int = 0
+    labels: str = "none"  # imagefolder: none | folders (each first-level folder is a class, sorted by name)
+    attribute: str = ""  # celeba: label images by one list_attr_celeba.txt column, e.g. Smiling (2 classes)
+    pad: bool = True  # mnist, fashion-mnist, embedded at 32x32: zero-pad the 28x28 digits (LeNet); false: resize
     workers: int = 2  # decoding processes for datasets read from image files
+    # image-file datasets (celeba, imagefolder, lsun): decode once into a memory-mapped file and train from it;
+    # auto = a file in $SAGAN_CACHE/datasets (default ~/.cache/sagan/datasets) | off | a folder | a .npy file
+    cache: str = "auto"
+    strict: bool = False  # stop at an unreadable image instead of skipping it with a warning
+
+
+# DataConfig fields that say how to read a dataset, not which images and labels it holds: the dataset cache is
+# keyed by all the other fields, so a new field is part of the key unless it is listed here.
+DATA_READ_FIELDS = ("root", "workers", "cache", "strict")
 
 
 @dataclass
@@ -96,7 +110,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "description": "the popular PyTorch SAGAN's 64x64 architecture (same layer shapes) on CelebA",
         "model": {"arch": "dcgan", "z_dim": 128, "g_channels": 64, "d_channels": 64, "g_attention": [16, 32],
                   "d_attention": [8, 4]},
-        "data": {"name": "celeba", "resolution": 64},
+        "data": {"name": "celeba", "resolution": 64, "crop": 160},  # its CenterCrop(160), then resize
         "train": {"steps": 1_000_000, "batch_size": 64},
     },
     "celeba64": {
@@ -126,6 +140,7 @@ CHOICES = {
     "model.attention": ("paper", "official"),
     "model.init": ("orthogonal", "xavier"),
     "data.split": ("train", "valid", "test", "all"),
+    "data.labels": ("none", "folders"),
     "train.loss": ("hinge", "bce", "wgan-gp"),
     "train.lr_schedule": ("constant", "linear", "exponential"),
     "train.amp": ("none", "bf16", "fp16"),
@@ -194,6 +209,13 @@ def to_dict(cfg: Config) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
+def dataset_options(data: DataConfig) -> dict[str, Any]:
+    """What a dataset's images and labels depend on besides its files: the data fields but DATA_READ_FIELDS, and
+    the absolute root."""
+    options = {key: value for key, value in dataclasses.asdict(data).items() if key not in DATA_READ_FIELDS}
+    return options | {"root": str(Path(data.root).expanduser().resolve()) if data.root else None}
+
+
 def from_dict(values: dict[str, Any]) -> Config:
     """Rebuild a config recorded by `to_dict` (a checkpoint or config.yaml)."""
     cfg = Config()
@@ -214,6 +236,8 @@ def validate(cfg: Config) -> None:
     res = cfg.data.resolution
     if res < 32 or res > 256 or res & (res - 1):
         raise ConfigError(f"data.resolution: {res} is not a power of two from 32 to 256")
+    if not cfg.data.cache.strip():
+        raise ConfigError("data.cache: expected auto, off, a folder or a .npy file, got an empty string")
     if cfg.data.channels not in (1, 3):
         raise ConfigError(f"data.channels: {cfg.data.channels} must be 1 (grayscale) or 3 (RGB)")
     positive = ["model.z_dim", "model.g_channels", "model.d_channels", "train.steps", "train.batch_size",

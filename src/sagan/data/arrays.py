@@ -15,13 +15,16 @@ class ArrayDataset(Dataset):
     """
 
     def __init__(self, images: np.ndarray, labels: np.ndarray | None, *, resolution: int, channels: int,
-                 crop: int = 0, num_classes: int, description: str):
-        """`images` is uint8 N x H x W x C (C = 1 or 3); `crop` as in `load_image` (0: the largest square)."""
+                 crop: int = 0, num_classes: int, description: str, pad: bool = True):
+        """`images` is uint8 N x H x W x C (C = 1 or 3); `crop` as in `load_image` (0: the largest square).
+
+        With `pad`, 28x28 images asked for at 32x32 are zero-padded instead of resized.
+        """
         _, height, width, _ = images.shape
         if crop or height != width:
             left, top, size = center_box(width, height, crop, f"the images of {description}")
             images = images[:, top : top + size, left : left + size]
-        elif (height, resolution) == (28, 32):
+        elif pad and (height, resolution) == (28, 32):
             # LeNet's MNIST convention: centre the 28x28 digits in 32x32 with zeros instead of resampling them.
             images = np.pad(images, ((0, 0), (2, 2), (2, 2), (0, 0)))
         self.images = images

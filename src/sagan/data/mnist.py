@@ -36,12 +36,12 @@ def _find(root: Path, stem: str) -> Path:
 
 
 def build(name: str, root: str | os.PathLike | None, split: str, resolution: int, channels: int,
-          crop: int) -> Dataset:
+          crop: int, pad: bool = True) -> Dataset:
     """The `split` ('train', 'test' or 'all') of the MNIST-format dataset `name` found in `root`."""
     require_split(name, split, (*_PREFIXES, "all"))
     root = require_root(name, root)
     parts = [read_split(root, part) for part in (_PREFIXES if split == "all" else [split])]
     images = np.concatenate([images for images, _ in parts])
     labels = np.concatenate([labels for _, labels in parts])
-    return ArrayDataset(images[..., None], labels, resolution=resolution, channels=channels, crop=crop,
+    return ArrayDataset(images[..., None], labels, resolution=resolution, channels=channels, crop=crop, pad=pad,
                         num_classes=NUM_CLASSES, description=describe(name, split, len(images)))

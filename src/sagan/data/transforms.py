@@ -4,6 +4,8 @@ Images are uint8 NumPy arrays, height x width x channels (HWC), until `to_tensor
 """
 
 import os
+import warnings
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -15,10 +17,27 @@ from ..errors import DataError
 # reference uses for FID, and rings less than LANCZOS around hard edges such as MNIST strokes.
 RESAMPLE = Image.Resampling.BICUBIC
 
+# Bump whenever `load_image` may give other pixels for the same file: dataset caches made before are rebuilt.
+PREPROCESSING_VERSION = 1
+
 # Pillow clips these modes at 255 when converting to 8 bits instead of scaling them, which turns most pixels white.
-# 16-bit PNG and TIFF files open as "I;16*" ("I" in older Pillow versions).
+# 16-bit PNG and TIFF files open as "I;16*"; 16-bit PGM files (and 16-bit PNGs in older Pillow versions) as "I".
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 _ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
+
+
+class BadImageError(DataError):
+    """One image that cannot be used: undecodable, truncated, not an image, too large, or smaller than the crop.
+
+    Datasets skip such images (see `ImageFileDataset`) unless asked to be strict.
+    """
+
+    def __init__(self, message: str):
+        # A DataLoader worker's error is raised again in the main process as the same type, its message replaced by
+        # the worker's traceback; keep the original line, so the CLI still reports one line.
+        if message.startswith("Caught ") and "\nOriginal Traceback" in message:
+            message = message.rstrip().splitlines()[-1].partition(": ")[2]
+        super().__init__(message)
 
 
 def center_box(width: int, height: int, crop: int, what: str) -> tuple[int, int, int]:
@@ -32,27 +51,45 @@ def center_box(width: int, height: int, crop: int, what: str) -> tuple[int, int,
     return round((width - size) / 2), round((height - size) / 2), size
 
 
-def load_image(path: str | os.PathLike, resolution: int, channels: int, crop: int = 0) -> np.ndarray:
-    """Decode an image file to a uint8 `resolution` x `resolution` x `channels` array.
+def load_image(source: str | os.PathLike | BinaryIO, resolution: int, channels: int, crop: int = 0,
+               name: str | None = None) -> np.ndarray:
+    """Decode an image file (a path or a binary file object) to a uint8 `resolution` x `resolution` x `channels` array.
 
     The image is turned upright by its EXIF orientation, converted to RGB (channels=3) or luma (channels=1),
-    center-cropped to a `crop` x `crop` square (0: the largest one) and resized.
+    center-cropped to a `crop` x `crop` square (0: the largest one) and resized. Raises BadImageError, naming the
+    image as `name` (default: the path), when it cannot be decoded. Images above Pillow's decompression-bomb
+    limit (twice `PIL.Image.MAX_IMAGE_PIXELS`, 179 megapixels by default) are refused; those between the warning
+    threshold and that limit are decoded without Pillow's warning.
     """
+    name = name or str(source)
     try:
-        with Image.open(path) as image:
-            image = _convert(ImageOps.exif_transpose(image), "L" if channels == 1 else "RGB")
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise DataError(f"cannot decode image {path}: {e}") from None
-    left, top, size = center_box(*image.size, crop, f"image {path}")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(source) as image:
+                image = _convert(ImageOps.exif_transpose(image), "L" if channels == 1 else "RGB")
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:
+        raise BadImageError(f"cannot decode image {name}: {e or type(e).__name__}") from None
+    try:
+        left, top, size = center_box(*image.size, crop, f"image {name}")
+    except DataError as e:
+        raise BadImageError(str(e)) from None
     # Crop, then resize: resizing with `box=` would also sample pixels outside the crop.
     image = image.crop((left, top, left + size, top + size)).resize((resolution, resolution), RESAMPLE)
     return np.asarray(image).reshape(resolution, resolution, channels)
 
 
 def _convert(image: Image.Image, mode: str) -> Image.Image:
-    """Convert any Pillow image to `mode` ("RGB" or "L"), scaling 16-bit values and flattening transparency."""
-    if image.mode in _SIXTEEN_BIT_MODES:
-        pixels = np.asarray(image, dtype=np.float64) / 257
+    """Convert any Pillow image to `mode` ("RGB" or "L"), scaling 16-bit and float values, flattening transparency.
+
+    16-bit values are scaled by 255/65535. Float ("F") images are read as 0 to 1 when no value exceeds 1 (the usual
+    convention of float image files) and as 0 to 255 otherwise (Pillow's own convention).
+    """
+    if image.mode in _SIXTEEN_BIT_MODES or image.mode == "F":
+        pixels = np.nan_to_num(np.asarray(image, dtype=np.float64))
+        if image.mode != "F":
+            pixels = pixels / 257
+        elif pixels.max(initial=0) <= 1:
+            pixels = pixels * 255
         image = Image.fromarray(np.clip(np.rint(pixels), 0, 255).astype(np.uint8))
     if image.mode in _ALPHA_MODES or "transparency" in image.info:
         # Transparent pixels keep arbitrary colours (often black or leftovers), so show them on white, as

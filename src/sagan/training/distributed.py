@@ -52,6 +52,16 @@ def barrier() -> None:
 
 
 @contextlib.contextmanager
+def main_first() -> Iterator[None]:
+    """Rank 0 runs the block (say, writing a cache file) before the other processes run it."""
+    if not is_main():
+        barrier()
+    yield
+    if is_main():
+        barrier()
+
+
+@contextlib.contextmanager
 def process_group(device_name: str) -> Iterator[None]:
     """Join the process group torchrun set up (nccl on GPUs, gloo on the CPU) for the duration of the block and
     leave it at the end or on an error. Does nothing when not launched by torchrun or already joined."""

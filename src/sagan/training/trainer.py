@@ -6,7 +6,7 @@ import torch
 from tqdm import tqdm
 
 from .. import data
-from ..config import Config, to_dict, to_yaml
+from ..config import Config, dataset_options, to_dict, to_yaml
 from ..errors import ConfigError, DataError, UserError
 from ..files import atomic_write_text
 from ..images import make_grid, save_png
@@ -30,9 +30,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
         raise UserError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or pick another --out")
 
     # Load the training set.
-    dataset = data.build(cfg.data.name, cfg.data.root, split=cfg.data.split, resolution=cfg.data.resolution,
-                         channels=cfg.data.channels, crop=cfg.data.crop)
-    check_dataset(cfg, dataset)
+    dataset = load_training_set(cfg, progress)
     batches_per_epoch = len(dataset) // t.batch_size
     local_batch = distributed.local_batch(t.batch_size)
 
@@ -59,6 +57,8 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
     processes = f" x {distributed.world_size()} processes" if distributed.world_size() > 1 else ""
     log.info(f"{'resumed at step ' + str(step) if resume else 'started'}: {dataset.description}, device {device}"
              f"{processes}, G {_millions(gan.G)}M / D {_millions(gan.D)}M parameters")
+    for name, reason in getattr(dataset, "skipped", {}).items():
+        log.info(f"left out of the dataset: {reason}")
     sample_labels, nrow = sample_grid_labels(cfg)
     workers = 0 if isinstance(dataset, data.ArrayDataset) else cfg.data.workers
     batches = batch_loader(dataset, t.batch_size, t.seed, batches_seen, workers, pin_memory=device.type == "cuda",
@@ -118,12 +118,32 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
     return record
 
 
+def load_training_set(cfg: Config, progress: bool = True):
+    """The dataset of `cfg.data`; an image-file dataset is read from its cache (built on first use) unless
+    data.cache is off."""
+    d = cfg.data
+    dataset = data.from_config(d)
+    check_dataset(cfg, dataset)
+    if isinstance(dataset, data.ImageFileDataset):
+        dataset.strict = d.strict
+        if d.cache != "off":
+            with distributed.main_first():  # under torchrun one process writes the cache, the others map it
+                dataset = data.cached(dataset, dataset_options(d), d.cache, workers=d.workers, strict=d.strict,
+                                      progress=progress and distributed.is_main())
+            check_dataset(cfg, dataset)  # the cache leaves out unreadable images
+    return dataset
+
+
 def check_dataset(cfg: Config, dataset) -> None:
     """Catch mismatches between the dataset and the model before any work is done."""
     classes = cfg.model.num_classes
     if classes and classes != dataset.num_classes:
         have = f"has {dataset.num_classes} classes" if dataset.num_classes else "has no labels"
         raise ConfigError(f"model.num_classes is {classes} but the dataset ({dataset.description}) {have}")
+    if not classes and (cfg.data.labels != "none" or cfg.data.attribute):
+        # Labels asked for and then ignored by an unconditional model is surely a mistake.
+        raise ConfigError(f"the dataset ({dataset.description}) has {dataset.num_classes} classes, but "
+                          f"model.num_classes is 0; set model.num_classes={dataset.num_classes} to use them")
     if len(dataset) < cfg.train.batch_size:
         raise DataError(f"the dataset ({dataset.description}) has fewer images than one batch "
                         f"(train.batch_size={cfg.train.batch_size})")
