@@ -57,6 +57,7 @@ def figures(records: list[dict], title: str) -> dict[str, bytes]:
     `metric-NAME`), each with the run `title`, labelled axes and a legend."""
     try:
         from matplotlib.figure import Figure
+        from matplotlib.ticker import MaxNLocator
     except ImportError:
         raise MissingExtraError("training curves need matplotlib: pip install 'sagan[viz]'") from None
     out = {}
@@ -74,6 +75,7 @@ def figures(records: list[dict], title: str) -> dict[str, bytes]:
             ax.set_yscale("log")
         ax.set_title(f"{heading}\n{title}", fontsize=11)
         ax.set_xlabel("generator step")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
         ax.legend(loc="best", fontsize=9)
