@@ -10,7 +10,7 @@ from PIL import Image
 from sagan.cli import main
 from sagan.models import SelfAttention
 from sagan.models.base import Network
-from sagan.viz import attention, interpolate, layout
+from sagan.viz import attention, interpolate, layout, sheets
 
 from conftest import tiny_config
 
@@ -134,14 +134,13 @@ def test_layout_stacks_and_labels():
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """Two tiny trained runs: unconditional with the paper's attention, conditional with the official form."""
+def run(tmp_path_factory):
+    """A tiny trained class-conditional run with the official attention form (pooled keys)."""
     from sagan.training import train
 
-    root = tmp_path_factory.mktemp("viz")
-    train(tiny_config(), root / "plain", progress=False)
-    train(tiny_config(**{"model.num_classes": 10, "model.attention": "official"}), root / "cond", progress=False)
-    return root
+    run_dir = tmp_path_factory.mktemp("viz") / "run"
+    train(tiny_config(**{"model.num_classes": 10, "model.attention": "official"}), run_dir, progress=False)
+    return run_dir
 
 
 def png_size(path) -> tuple[int, int]:
@@ -158,24 +157,26 @@ def grid_size(rows: int, cols: int, side: int = 32) -> tuple[int, int]:
     return rows * (side + 2) + 2, cols * (side + 2) + 2
 
 
-def test_samples_grid_sizes(runs, tmp_path, capsys):
-    out = tmp_path / "figs"
-    assert main(["visualize", "samples", "--checkpoint", str(runs / "plain"), "--out", str(out)]) == 0
-    assert written(capsys) == [str(out / "samples.png")]
-    assert png_size(out / "samples.png") == grid_size(8, 8)  # 64 images: 8 x 8 tiles, 2-pixel padding
-    plain = np.asarray(Image.open(out / "samples.png"))
-    assert main(["visualize", "samples", "--checkpoint", str(runs / "plain"), "--out", str(out), "--num", "64",
-                 "--truncation", "0.5"]) == 0
-    assert written(capsys) == [str(out / "samples.png")]
-    assert not np.array_equal(np.asarray(Image.open(out / "samples.png")), plain)
-    assert main(["visualize", "samples", "--checkpoint", str(runs / "cond"), "--num", "20"]) == 0
-    (path,) = written(capsys)
-    assert path == str(runs / "cond" / "figures" / "samples.png")  # default --out: the run's figures/ folder
-    assert png_size(path) == grid_size(10, 2)  # one row per class
+def test_a_64_image_grid_is_8_by_8_with_2_pixel_padding():
+    from sagan.config import preset
+    from sagan.models import build_generator
+
+    G = build_generator(preset("demo").model, 64, 3).eval()
+    assert sheets.sample_grid(G, 64).shape == (*grid_size(8, 8, 64), 3)
+    assert not np.array_equal(sheets.sample_grid(G, 4, truncation=0.5), sheets.sample_grid(G, 4))
 
 
-def test_compare_sheet(runs, tmp_path, capsys):
-    assert main(["visualize", "compare", "--checkpoint", str(runs / "cond" / "checkpoints" / "latest.pt"),
+def test_samples_one_row_per_class(run, tmp_path, capsys):
+    assert main(["visualize", "samples", "--checkpoint", str(run), "--num", "20", "--out", str(tmp_path)]) == 0
+    assert written(capsys) == [str(tmp_path / "samples.png")]
+    assert png_size(tmp_path / "samples.png") == grid_size(10, 2)
+    assert main(["visualize", "samples", "--checkpoint", str(run), "--num", "10", "--truncation", "0.7"]) == 0
+    assert written(capsys) == [str(run / "figures" / "samples.png")]  # default --out: the run's figures/ folder
+    assert png_size(run / "figures" / "samples.png") == grid_size(10, 1)
+
+
+def test_compare_sheet(run, tmp_path, capsys):
+    assert main(["visualize", "compare", "--checkpoint", str(run / "checkpoints" / "latest.pt"),
                  "--data", "embedded", "--num", "8", "--out", str(tmp_path)]) == 0
     assert written(capsys) == [str(tmp_path / "compare.png")]
     height, width = png_size(tmp_path / "compare.png")
@@ -183,13 +184,10 @@ def test_compare_sheet(runs, tmp_path, capsys):
     assert height > grid_h + 20 and width > 2 * grid_w
 
 
-@pytest.mark.parametrize("run, args, name", [
-    ("plain", [], "attention-G-attn16.png"),
-    ("cond", [], "attention-G-attn16.png"),
-    ("plain", ["--net", "d", "--data", "embedded"], "attention-D-attn8.png"),
-])
-def test_attention_figure(runs, tmp_path, capsys, run, args, name):
-    assert main(["visualize", "attention", "--checkpoint", str(runs / run), "--num", "3", "--queries", "2",
+@pytest.mark.parametrize("args, name", [([], "attention-G-attn16.png"),
+                                        (["--net", "d", "--data", "embedded"], "attention-D-attn8.png")])
+def test_attention_figure(run, tmp_path, capsys, args, name):
+    assert main(["visualize", "attention", "--checkpoint", str(run), "--num", "3", "--queries", "2",
                  "--out", str(tmp_path), *args]) == 0
     assert written(capsys) == [str(tmp_path / name)]
     height, width = png_size(tmp_path / name)
@@ -197,28 +195,26 @@ def test_attention_figure(runs, tmp_path, capsys, run, args, name):
     assert height > 3 * 128 + 40 and width >= 3 * 128 + 2 * 6
 
 
-def test_attention_names_unknown_layers(runs, capsys):
-    assert main(["visualize", "attention", "--checkpoint", str(runs / "plain"), "--layer", "attn99"]) == 2
+def test_attention_names_unknown_layers(run, capsys):
+    assert main(["visualize", "attention", "--checkpoint", str(run), "--layer", "attn99"]) == 2
     assert "--layer: no attention layer 'attn99'; choose from all, attn16" in capsys.readouterr().err
 
 
-def test_interpolation_grids(runs, tmp_path, capsys):
-    assert main(["visualize", "interpolate", "--checkpoint", str(runs / "plain"), "--steps", "5", "--pairs", "3",
-                 "--out", str(tmp_path / "plain")]) == 0
-    assert written(capsys) == [str(tmp_path / "plain" / "interpolate-latent.png")]
-    assert png_size(tmp_path / "plain" / "interpolate-latent.png") == grid_size(3, 5)
-    assert main(["visualize", "interpolate", "--checkpoint", str(runs / "cond"), "--out", str(tmp_path)]) == 0
-    assert [p.rsplit("/", 1)[1] for p in written(capsys)] == ["interpolate-latent.png", "interpolate-class.png"]
+def test_interpolation_grids(run, tmp_path, capsys):
+    assert main(["visualize", "interpolate", "--checkpoint", str(run), "--steps", "5", "--pairs", "3",
+                 "--out", str(tmp_path)]) == 0
+    assert written(capsys) == [str(tmp_path / "interpolate-latent.png"), str(tmp_path / "interpolate-class.png")]
+    assert png_size(tmp_path / "interpolate-latent.png") == grid_size(3, 5)
     class_grid = np.asarray(Image.open(tmp_path / "interpolate-class.png"))
-    assert class_grid.shape[:2] == grid_size(4, 8)
+    assert class_grid.shape[:2] == grid_size(3, 5)
     first, last = class_grid[2:34, 2:34], class_grid[2:34, -34:-2]
     assert not np.array_equal(first, last)  # the class changes along the row, the latent does not
 
 
-def test_class_blend_ends_are_the_classes_themselves(runs):
+def test_class_blend_ends_are_the_classes_themselves(run):
     from sagan.checkpoints import load_generator
 
-    G = load_generator(runs / "cond")
+    G = load_generator(run)
     z = torch.randn(2, G.z_dim, generator=torch.Generator().manual_seed(0))
     start, end = torch.tensor([1, 4]), torch.tensor([7, 2])
     with interpolate.blended_classes(G, end, torch.tensor([0.0, 1.0])):

@@ -119,11 +119,11 @@ def query_grid(feature_size: tuple[int, int], size: int = 8) -> list[tuple[int, 
             for i in range(rows) for j in range(cols)]
 
 
-def sprite(image: np.ndarray, maps: AttentionMaps, index: int, queries: Sequence[tuple[int, int]],
-           columns: int) -> np.ndarray:
-    """The overlays of image `index` for all `queries`, tiled without padding, `columns` per row."""
-    size = image.shape[:2]
-    return make_grid(np.stack([overlay(image, maps.image_map(index, q, size)) for q in queries]), columns, padding=0)
+def sprite(maps: AttentionMaps, index: int, queries: Sequence[tuple[int, int]], columns: int) -> np.ndarray:
+    """The heat layers of image `index`'s `queries` at feature resolution (one pixel per feature position, exact
+    for pooled keys too), tiled without padding, `columns` per row: RGBA to draw over the image scaled up."""
+    size = maps.feature_size
+    return make_grid(np.stack([heat_layer(maps.image_map(index, q, size)) for q in queries]), columns, padding=0)
 
 
 def heat(values: np.ndarray) -> np.ndarray:
@@ -134,13 +134,20 @@ def heat(values: np.ndarray) -> np.ndarray:
     return ((1 - t) * _HEAT[low] + t * _HEAT[low + 1]).round().astype(np.uint8)
 
 
-def overlay(image: np.ndarray, attention: np.ndarray) -> np.ndarray:
-    """The image, dimmed to gray, under the heat map of `attention` (H x W, scaled to its maximum): the more a
-    pixel is attended to, the brighter and more opaque its colour."""
+def heat_layer(attention: np.ndarray) -> np.ndarray:
+    """RGBA uint8 heat colours of `attention` scaled to its maximum: the more attended, the brighter and the more
+    opaque."""
     m = attention / max(float(attention.max()), 1e-12)
+    alpha = (255 * (0.25 + 0.75 * m)).round().astype(np.uint8)
+    return np.concatenate([heat(m), alpha[..., None]], axis=-1)
+
+
+def overlay(image: np.ndarray, attention: np.ndarray) -> np.ndarray:
+    """The image, dimmed to gray, under the `heat_layer` of `attention` (H x W)."""
+    layer = heat_layer(attention).astype(np.float32)
+    alpha = layer[..., 3:] / 255
     gray = layout.rgb(image).astype(np.float32).mean(axis=-1, keepdims=True) * 0.5
-    alpha = (0.25 + 0.75 * m)[..., None]
-    return ((1 - alpha) * gray + alpha * heat(m)).round().astype(np.uint8)
+    return ((1 - alpha) * gray + alpha * layer[..., :3]).round().astype(np.uint8)
 
 
 def colorbar(width: int, height: int = 10) -> np.ndarray:

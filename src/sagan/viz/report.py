@@ -23,9 +23,9 @@ from . import attention, curves, layout
 REPORT = "report.html"
 
 
-def write_report(run_dir: str | Path, num_images: int = 4, grid: int = 8, seed: int = 0) -> Path:
+def write_report(run_dir: str | Path, num_images: int = 4, grid: int = 16, seed: int = 0) -> Path:
     """Write `RUN/report.html` from the run's latest checkpoint and files; returns its path. The explorer shows
-    `num_images` generated images with precomputed maps for a `grid` x `grid` lattice of query positions."""
+    `num_images` generated images with precomputed maps for a lattice of up to `grid` x `grid` query positions."""
     run_dir = Path(run_dir)
     state = checkpoints.load(run_dir)
     cfg = from_dict(state["config"])
@@ -57,8 +57,8 @@ def write_report(run_dir: str | Path, num_images: int = 4, grid: int = 8, seed: 
 
 def explorer_data(G: torch.nn.Module, D: torch.nn.Module, num_images: int, grid: int,
                   seed: int) -> tuple[dict, list[list[str]]]:
-    """Generated images and, for every attention layer of G and of D (run on the same images), the overlay of
-    each query of a grid, as sprite sheets (one per layer and image, data URIs)."""
+    """Generated images and, for every attention layer of G and of D (run on the same images), the heat layer of
+    each query of a grid, as sprite sheets (one per layer and image, data URIs) that the page draws over the image."""
     labels = G.make_labels(num_images, None, torch.Generator().manual_seed(seed + 1))
     with attention.Recorder(G) as g_maps:
         images = G.sample(num_images, seed, labels)
@@ -78,8 +78,7 @@ def explorer_data(G: torch.nn.Module, D: torch.nn.Module, num_images: int, grid:
                 "queries": [[round(v, 2) for v in maps.query_pixel(q, (height, width))] for q in queries],
                 "features": [list(q) for q in queries],
             })
-            sprites.append([data_uri(attention.sprite(image, maps, b, queries, columns))
-                            for b, image in enumerate(images)])
+            sprites.append([data_uri(attention.sprite(maps, b, queries, columns)) for b in range(len(images))])
     explorer = {"size": [height, width], "scale": layout.readable_scale(max(height, width), 256),
                 "images": [data_uri(image) for image in images], "layers": layers,
                 "colorbar": data_uri(attention.colorbar(256, 12))}
@@ -87,10 +86,10 @@ def explorer_data(G: torch.nn.Module, D: torch.nn.Module, num_images: int, grid:
 
 
 def data_uri(image: np.ndarray | bytes) -> str:
-    """A PNG (uint8 HWC array or PNG bytes) as a data: URI."""
+    """A PNG (uint8 HWC array, C = 1, 3 or 4, or PNG bytes) as a data: URI."""
     if isinstance(image, np.ndarray):
         buffer = io.BytesIO()
-        Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(buffer, format="PNG")
+        Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(buffer, format="PNG", optimize=True)
         image = buffer.getvalue()
     return "data:image/png;base64," + base64.b64encode(image).decode("ascii")
 
