@@ -49,7 +49,7 @@ def test_report_is_offline_and_its_files_exist(run):
     assert all((run / s["src"]).is_file() for s in data["samples"])
     layers = data["explorer"]["layers"]
     assert [layer["name"] for layer in layers] == ["G attn16", "D attn8"]
-    assert layers[0]["keys"] == [8, 8] and layers[0]["grid"] == [8, 8]  # official form: pooled keys
+    assert layers[0]["keys"] == [8, 8] and layers[0]["grid"] == [16, 16]  # official form: pooled keys
     assert len(srcs) >= 4 + 2 * 4 + 5  # thumbnails, a sprite per layer and image, colour bar, curves
     for heading in ("Attention explorer", "Samples during training", "Curves", "Latest metrics", "Config"):
         assert f"<h2>{heading}</h2>" in page
@@ -125,8 +125,7 @@ def test_report_in_a_browser(run, tmp_path):
             page.mouse.click(box["x"] + 3, box["y"] + 3)  # the top-left query
             assert canvas.evaluate("c => c.toDataURL()") != before
             assert page.inner_text("#map-caption") != caption and "(pinned" in page.inner_text("#map-caption")
-            # An 8x8 grid of queries over 16x16 positions: the top-left cell's query sits at the centre of that cell.
-            assert "feature position (1, 1) of 16x16" in page.inner_text("#map-caption")
+            assert "feature position (0, 0) of 16x16" in page.inner_text("#map-caption")
 
             page.select_option("#layer", "1")  # the discriminator's layer
             assert page.inner_text("#map-caption").startswith("D attn8")

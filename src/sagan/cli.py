@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import checkpoints
 from . import config as config_mod
 from . import data
 from .bench import bench_train
 from .errors import ConfigError, UserError
 from .files import atomic_write_bytes
 from .images import save_png
-from . import checkpoints
 from .training import checkpoint, load_generator, train
 from .training.runtime import resolve_device
 from .viz import attention, curves, interpolate, sheets
@@ -227,6 +227,8 @@ def _real_images(args: argparse.Namespace, cfg: config_mod.Config, num: int):
     """`num` random images (NHWC uint8), their labels and the dataset's description, from --data or the run's
     dataset, at the run's resolution and channels."""
     if args.data:
+        if args.data != cfg.data.name:
+            cfg.data.root = None  # the run's folder belongs to the run's dataset
         _set_data(cfg, args.data)
     if args.data_root:
         cfg.data.root = args.data_root
@@ -238,7 +240,8 @@ def _real_images(args: argparse.Namespace, cfg: config_mod.Config, num: int):
 
 def _write_figures(args: argparse.Namespace, figures: dict[str, np.ndarray | bytes]) -> int:
     """Write each figure as OUT/NAME.png (default OUT: the run's figures/ folder) and print the paths."""
-    out = Path(args.out) if args.out else checkpoints.run_dir(getattr(args, "checkpoint", None) or args.run_dir) / "figures"
+    run_dir = checkpoints.run_dir(args.checkpoint if "checkpoint" in args else args.run_dir)
+    out = Path(args.out) if args.out else run_dir / "figures"
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} exists and is not a folder")
     for name, figure in figures.items():

@@ -175,7 +175,8 @@ def figure(images: np.ndarray, maps: AttentionMaps, queries: Sequence[tuple[int,
     h, w = maps.feature_size
     kh, kw = maps.weights.shape[3:]
     notes = (f"{title}: {h}x{w} queries over {kh}x{kw} keys"
-             + (" (keys 2x2 max-pooled: each key cell covers 2x2 positions)" if maps.key_stride > 1 else "")
+             + (f" (keys max-pooled: each key cell covers {maps.key_stride}x{maps.key_stride} positions)"
+                if maps.key_stride > 1 else "")
              + "\nheat: attention weight, scaled to each map's maximum")
     bar = layout.caption(colorbar(min(256, rows[0].shape[1])), "low  <-  attention  ->  high", size=12)
     sheet = layout.stack([layout.label(notes, rows[0].shape[1]), *rows, bar], axis=0)

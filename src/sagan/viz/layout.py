@@ -7,7 +7,6 @@ WHITE, BLACK = (255, 255, 255), (0, 0, 0)
 # Distinct, colour-blind-friendly colours (Okabe & Ito) for marked points and their legends.
 PALETTE = [(213, 94, 0), (0, 114, 178), (0, 158, 115), (240, 228, 66), (204, 121, 167), (86, 180, 233),
            (230, 159, 0), (255, 255, 255)]
-PALETTE_NAMES = ["vermilion", "blue", "green", "yellow", "pink", "sky blue", "orange", "white"]
 
 
 def font(size: int = 14) -> ImageFont.ImageFont:

@@ -6,6 +6,7 @@ import base64
 import html
 import io
 import json
+import re
 import time
 from importlib import resources
 from pathlib import Path
@@ -48,8 +49,7 @@ def write_report(run_dir: str | Path, num_images: int = 4, grid: int = 16, seed:
         "data": json.dumps({"explorer": explorer, "samples": samples}).replace("</", "<\\/"),
     }
     page = resources.files(__package__).joinpath("templates", "report.html").read_text()
-    for key, value in parts.items():
-        page = page.replace("{{" + key + "}}", value)
+    page = re.sub(r"\{\{(\w+)\}\}", lambda m: parts[m[1]], page)  # one pass: inserted text is never re-read
     path = run_dir / REPORT
     atomic_write_text(path, page)
     return path
