@@ -1,6 +1,8 @@
 """Visualisation: attention maps land where the network looks, figures have the promised sizes, CLI commands."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -246,7 +248,14 @@ def test_curves_from_metrics(tmp_path, capsys):
 
 
 def test_curves_name_the_extra_when_matplotlib_is_missing(tmp_path, capsys, monkeypatch):
-    monkeypatch.setitem(__import__("sys").modules, "matplotlib.figure", None)
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     write_metrics(tmp_path, RECORDS)
     assert main(["visualize", "curves", str(tmp_path)]) == 2
     assert "pip install 'sagan[viz]'" in capsys.readouterr().err
+
+
+def test_viz_does_not_load_the_training_package():
+    code = ("import sys, sagan.viz.report, sagan.viz.sheets, sagan.viz.interpolate; "
+            "print([m for m in sys.modules if m.startswith('sagan.training')])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
