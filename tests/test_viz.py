@@ -232,7 +232,7 @@ def write_metrics(run_dir, records):
 
 RECORDS = [{"step": s, "d_loss": 2.0 - s / 10, "g_loss": 0.5, "d_real": 1.0, "d_fake": -1.0, "lr_g": 1e-4,
             "lr_d": 4e-4, "steps_per_s": 9.0, "gamma/G.attn16": 0.01 * s, "gamma/D.attn8": -0.02 * s, "epoch": 0.1}
-           for s in (1, 2)] + [{"step": 2, "fid": 80.5}]
+           for s in (1, 2)] + [{"step": 2, "eval/fid": 80.5, "eval/kid": 0.02}]
 
 
 @needs_matplotlib
@@ -242,7 +242,8 @@ def test_curves_from_metrics(tmp_path, capsys):
     assert main(["visualize", "curves", str(run)]) == 0
     names = sorted(p.rsplit("/", 1)[1] for p in written(capsys))
     assert names == ["curves-discriminator.png", "curves-gamma.png", "curves-learning-rate.png",
-                     "curves-losses.png", "curves-metric-fid.png", "curves-speed.png"]
+                     "curves-losses.png", "curves-metric-eval-fid.png", "curves-metric-eval-kid.png",
+                     "curves-speed.png"]
     height, width = png_size(run / "figures" / "curves-gamma.png")
     assert (height, width) == (400, 700)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..errors import MissingExtraError, MissingPathError
 
-# (figure name, title, y label, which keys, log-scale y); keys no figure claims get one figure per prefix.
+# (figure name, title, y label, which keys, log-scale y); keys no figure claims get a figure each.
 FIGURES = [
     ("losses", "Losses", "loss", lambda k: k in ("d_loss", "g_loss", "gp", "r1"), False),
     ("discriminator", "Discriminator outputs (batch mean logits)", "logit", lambda k: k in ("d_real", "d_fake"), False),
@@ -46,15 +46,15 @@ def groups(records: list[dict]) -> list[tuple[str, str, str, list[str], bool]]:
         claimed.update(chosen)
         if chosen:
             out.append((name, title, ylabel, chosen, log))
-    for prefix in dict.fromkeys(k.split("/")[0] for k in keys if k not in claimed):
-        chosen = [k for k in keys if k not in claimed and k.split("/")[0] == prefix]
-        out.append((f"metric-{prefix}", f"Metric: {prefix}", prefix, chosen, False))
+    for key in keys:
+        if key not in claimed:  # evaluation metrics (FID, IS, ...) differ in scale: one figure each
+            out.append((f"metric-{key.replace('/', '-')}", f"Metric: {key}", key, [key], False))
     return out
 
 
 def figures(records: list[dict], title: str) -> dict[str, bytes]:
-    """PNG bytes of each figure by name (`losses`, `discriminator`, `gamma`, `learning-rate`, `speed`,
-    `metric-NAME`), each with the run `title`, labelled axes and a legend."""
+    """PNG bytes of each figure by name (`losses`, `discriminator`, `gamma`, `learning-rate`, `speed`, and
+    `metric-KEY` for any other key, `/` written `-`), each with the run `title`, labelled axes and a legend."""
     try:
         from matplotlib.figure import Figure
         from matplotlib.ticker import MaxNLocator
