@@ -144,8 +144,10 @@ def _curves_html(records: list[dict], title: str) -> str:
 def _metrics_html(records: list[dict]) -> str:
     if not records:
         return "<p class=note>No metrics yet.</p>"
-    rows = "".join(f"<tr><th>{html.escape(key)}</th><td>{_number(value)}</td></tr>"
-                   for key, value in records[-1].items())
+    # Evaluation results may come in records of their own: show the last value of every key and its step.
+    latest = {key: (value, r["step"]) for r in records for key, value in r.items() if key != "step"}
+    rows = "".join(f"<tr><th>{html.escape(key)}</th><td>{_number(value)}</td><td>step {step:,}</td></tr>"
+                   for key, (value, step) in latest.items())
     return f"<table>{rows}</table>"
 
 
