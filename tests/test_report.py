@@ -122,7 +122,9 @@ def test_report_in_a_browser(run, tmp_path):
             before = canvas.evaluate("c => c.toDataURL()")
             caption = page.inner_text("#map-caption")
             box = page.locator("#query-canvas").bounding_box()
-            page.mouse.click(box["x"] + 3, box["y"] + 3)  # the top-left query
+            page.mouse.move(box["x"] + box["width"] - 3, box["y"] + box["height"] - 3)  # hover: the bottom-right query
+            assert "feature position (15, 15) of 16x16" in page.inner_text("#map-caption")
+            page.mouse.click(box["x"] + 3, box["y"] + 3)  # click: the top-left query, pinned
             assert canvas.evaluate("c => c.toDataURL()") != before
             assert page.inner_text("#map-caption") != caption and "(pinned" in page.inner_text("#map-caption")
             assert "feature position (0, 0) of 16x16" in page.inner_text("#map-caption")
