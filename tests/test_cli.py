@@ -42,7 +42,7 @@ def test_resume_continues_to_more_steps(tmp_path, capsys):
     assert main(["train", "--resume", str(run), "--no-progress"]) == 0
     assert "already at step 3" in capsys.readouterr().out
     assert main(["train", "--resume", str(run), "--batch-size", "4"]) == 2
-    assert "only --steps, --device and --strict may change (got --batch-size)" in error_line(capsys)
+    assert "only --steps, --device, --strict and --no-report may change (got --batch-size)" in error_line(capsys)
 
 
 def test_generate_pngs_and_npz(run_dir, tmp_path):

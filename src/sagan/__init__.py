@@ -1,6 +1,6 @@
 """sagan: Self-Attention GANs (Zhang, Goodfellow, Metaxas and Odena, 2018) in PyTorch."""
 
-from .training.checkpoint import load_generator
+from .checkpoints import load_generator
 
 __version__ = "0.1.0"
 

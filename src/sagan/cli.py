@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import checkpoints
 from . import config as config_mod
 from . import data
 from .bench import bench_train
@@ -20,6 +21,8 @@ from .files import atomic_write_bytes
 from .images import save_png
 from .training import checkpoint, distributed, load_generator, train
 from .training.runtime import resolve_device
+from .viz import attention, curves, interpolate, sheets
+from .viz.report import write_report
 
 # Flags that set one config field each; None means "not given" so presets and files keep their values.
 TRAIN_FLAGS = {
@@ -35,6 +38,7 @@ TRAIN_FLAGS = {
     "channels": "data.channels",
     "workers": "data.workers",
     "strict": "data.strict",
+    "report": "train.report",
 }
 
 
@@ -81,6 +85,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--strict", action="store_const", const=True,
                    help="stop at an unreadable image instead of skipping it with a warning (data.strict)")
+    p.add_argument("--no-report", dest="report", action="store_false", default=None,
+                   help="do not refresh RUN/report.html at each checkpoint")
     p.set_defaults(run=run_train)
 
     p = commands.add_parser("generate", help="generate images from a checkpoint")
@@ -140,6 +146,38 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(run=run_data_prepare)
 
+    p = commands.add_parser("visualize", help="pictures of a run: samples, real vs generated, attention maps, "
+                                              "interpolations, training curves")
+    figures = p.add_subparsers(dest="figure", required=True, parser_class=ArgumentParser)
+    p = _figure_parser(figures, "samples", run_visualize_samples,
+                       "a sample grid of the EMA generator (conditional: one row per class)")
+    p.add_argument("--num", type=int, default=64, help="number of images (default 64)")
+    p.add_argument("--truncation", type=float, metavar="T", help="redraw latent entries with |z| > T")
+    p = _figure_parser(figures, "compare", run_visualize_compare,
+                       "real and generated images side by side in one labelled sheet")
+    p.add_argument("--num", type=int, default=32, help="images of each kind (default 32)")
+    _data_arguments(p)
+    p = _figure_parser(figures, "attention", run_visualize_attention,
+                       "attention maps of chosen query points over the image")
+    p.add_argument("--layer", default="all", help="attention layer, e.g. attn16, or all (default)")
+    p.add_argument("--queries", type=int, default=4, help="query points per image (default 4, at most 8)")
+    p.add_argument("--num", type=int, default=8, help="number of images (default 8)")
+    p.add_argument("--net", choices=["g", "d"], default="g",
+                   help="g: the EMA generator on its samples (default); d: the discriminator on real images")
+    _data_arguments(p)
+    p = _figure_parser(figures, "interpolate", run_visualize_interpolate,
+                       "latent interpolation rows (and class interpolation rows)")
+    p.add_argument("--steps", type=int, default=8, help="images per row (default 8)")
+    p.add_argument("--pairs", type=int, default=4, help="rows (default 4)")
+    p = figures.add_parser("curves", help="training curves from RUN/metrics.jsonl (needs the viz extra)")
+    p.add_argument("run_dir", metavar="RUN", help="run directory")
+    p.add_argument("--out", metavar="DIR", help="folder for the PNGs (default RUN/figures)")
+    p.set_defaults(run=run_visualize_curves)
+
+    p = commands.add_parser("report", help="write RUN/report.html, a page to explore the run in a browser")
+    p.add_argument("run_dir", metavar="RUN", help="run directory")
+    p.set_defaults(run=run_report)
+
     p = commands.add_parser("presets", help="list the presets")
     p.set_defaults(run=run_presets)
     return parser
@@ -187,12 +225,13 @@ def run_train(args: argparse.Namespace) -> int:
                                                             "batch_size", "resolution", "seed", "amp")
                  if getattr(args, name) is not None]
         if given or args.set:
-            raise ConfigError(f"--resume continues a run with its recorded config; only --steps, --device and "
-                              f"--strict may change (got {', '.join(given + ['--set'] * bool(args.set))})")
+            got = ", ".join(given + ["--set"] * bool(args.set))
+            raise ConfigError(f"--resume continues a run with its recorded config; only --steps, --device, --strict "
+                              f"and --no-report may change (got {got})")
         run_dir = Path(args.resume)
         state = checkpoint.load(run_dir)
         cfg = config_mod.from_dict(state["config"])
-        _apply_flags(cfg, args, ("steps", "device", "strict"))
+        _apply_flags(cfg, args, ("steps", "device", "strict", "report"))
         config_mod.validate(cfg)
         if state["step"] >= cfg.train.steps:
             print(f"sagan: {run_dir} is already at step {state['step']}; pass --steps N above it to train further")
@@ -203,14 +242,147 @@ def run_train(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(config_mod.to_yaml(cfg), end="")
         return 0
+    on_checkpoint = _report_refresher(run_dir) if cfg.train.report else None
     # Under torchrun every process gets here and trains its share; otherwise this is a plain single-process run.
     with distributed.process_group(cfg.train.device):
-        record = train(cfg, run_dir, resume=bool(args.resume), progress=not args.no_progress)
+        record = train(cfg, run_dir, resume=bool(args.resume), progress=not args.no_progress,
+                       on_checkpoint=on_checkpoint)
         if not distributed.is_main():
             return 0
     print(f"sagan: step {record['step']}: D loss {record['d_loss']:.3f}, G loss {record['g_loss']:.3f}; "
           f"samples in {run_dir / 'samples'}, checkpoint {run_dir / 'checkpoints' / 'latest.pt'}")
     return 0
+
+
+def _figure_parser(figures, name: str, run, help: str) -> ArgumentParser:
+    """A `sagan visualize NAME` parser with the options every figure drawn from a checkpoint takes."""
+    p = figures.add_parser(name, help=help)
+    p.add_argument("--checkpoint", required=True, metavar="RUN|FILE", help="run directory or checkpoint file")
+    p.add_argument("--out", metavar="DIR", help="folder for the PNGs (default RUN/figures)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(run=run)
+    return p
+
+
+def _data_arguments(p: ArgumentParser) -> None:
+    p.add_argument("--data", help="real images: dataset name or image folder (default: the run's dataset)")
+    p.add_argument("--data-root", help="dataset folder (default: the run's)")
+
+
+def _load_run(args: argparse.Namespace):
+    """The checkpoint state, its config, the EMA generator and the discriminator."""
+    state = checkpoints.load(args.checkpoint)
+    G, D = checkpoints.networks(state, resolve_device(args.device))
+    return state, config_mod.from_dict(state["config"]), G, D
+
+
+def _real_images(args: argparse.Namespace, cfg: config_mod.Config, num: int):
+    """`num` random images (NHWC uint8), their labels and the dataset's description, from --data or the run's
+    dataset, at the run's resolution and channels."""
+    if args.data:
+        if args.data != cfg.data.name:
+            cfg.data.root = None  # the run's folder belongs to the run's dataset
+        _set_data(cfg, args.data)
+    if args.data_root:
+        cfg.data.root = args.data_root
+    dataset = data.from_config(cfg.data)
+    images, labels = sheets.real_images(dataset, num, args.seed)
+    return images, labels if cfg.model.num_classes else None, dataset.description
+
+
+def _write_figures(args: argparse.Namespace, figures: dict[str, np.ndarray | bytes]) -> int:
+    """Write each figure as OUT/NAME.png (default OUT: the run's figures/ folder) and print the paths."""
+    run_dir = checkpoints.run_dir(args.checkpoint if "checkpoint" in args else args.run_dir)
+    out = Path(args.out) if args.out else run_dir / "figures"
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} exists and is not a folder")
+    for name, figure in figures.items():
+        path = out / f"{name}.png"
+        if isinstance(figure, bytes):
+            atomic_write_bytes(path, figure)
+        else:
+            save_png(figure, path)
+        print(path)
+    return 0
+
+
+def _positive(**values: int) -> None:
+    for name, value in values.items():
+        if value <= 0:
+            raise ConfigError(f"--{name} must be positive, got {value}")
+
+
+def run_visualize_samples(args: argparse.Namespace) -> int:
+    _positive(num=args.num)
+    _, _, G, _ = _load_run(args)
+    return _write_figures(args, {"samples": sheets.sample_grid(G, args.num, args.seed, args.truncation)})
+
+
+def run_visualize_compare(args: argparse.Namespace) -> int:
+    _positive(num=args.num)
+    state, cfg, G, _ = _load_run(args)
+    real, labels, description = _real_images(args, cfg, args.num)
+    generated = G.sample(args.num, args.seed, labels)
+    sheet = sheets.comparison(real, generated, f"real: {description}",
+                              f"generated: EMA generator at step {state['step']:,}",
+                              f"{checkpoints.run_dir(args.checkpoint).resolve().name}: real and generated images")
+    return _write_figures(args, {"compare": sheet})
+
+
+def run_visualize_attention(args: argparse.Namespace) -> int:
+    _positive(num=args.num, queries=args.queries)
+    state, cfg, G, D = _load_run(args)
+    net = G if args.net == "g" else D
+    if not attention.layers(net):
+        raise ConfigError(f"the {'generator' if args.net == 'g' else 'discriminator'} of this run has no "
+                          "self-attention layers")
+    with attention.Recorder(net, args.layer) as recorder:
+        if args.net == "g":
+            images = G.sample(args.num, args.seed)
+        else:
+            images, labels, _ = _real_images(args, cfg, args.num)
+            with torch.no_grad():
+                device = next(D.parameters()).device
+                D(attention.to_tensor(images).to(device), None if labels is None else labels.to(device))
+    figures = {}
+    for name, maps in recorder.maps.items():
+        queries = attention.spread_queries(maps.feature_size, args.queries, args.seed)
+        title = f"{args.net.upper()} {name}, step {state['step']:,}"
+        figures[f"attention-{args.net.upper()}-{name}"] = attention.figure(images, maps, queries, title)
+    return _write_figures(args, figures)
+
+
+def run_visualize_interpolate(args: argparse.Namespace) -> int:
+    _positive(steps=args.steps, pairs=args.pairs)
+    _, _, G, _ = _load_run(args)
+    figures = {"interpolate-latent": interpolate.latent_rows(G, args.pairs, args.steps, args.seed)}
+    if G.num_classes > 1:
+        pairs = interpolate.class_pairs(G.num_classes, args.pairs, args.seed)
+        figures["interpolate-class"] = interpolate.class_rows(G, pairs, args.steps, args.seed)
+        print("class interpolation rows: " + ", ".join(f"{a} -> {b}" for a, b in pairs))
+    return _write_figures(args, figures)
+
+
+def run_visualize_curves(args: argparse.Namespace) -> int:
+    run_dir = Path(args.run_dir)
+    figures = curves.figures(curves.read_metrics(run_dir), run_dir.resolve().name)
+    return _write_figures(args, {f"curves-{name}": png for name, png in figures.items()})
+
+
+def run_report(args: argparse.Namespace) -> int:
+    print(write_report(args.run_dir))
+    return 0
+
+
+def _report_refresher(run_dir: Path):
+    """Rewrites RUN/report.html after each checkpoint; a failure is a warning, never the end of training."""
+    def refresh(checkpoint_path: Path) -> None:
+        try:
+            write_report(run_dir)
+        except Exception as e:  # noqa: BLE001 - the report is a convenience, training goes on
+            print(f"sagan: warning: report not refreshed: {type(e).__name__}: {e}", file=sys.stderr)
+    return refresh
 
 
 def run_generate(args: argparse.Namespace) -> int:

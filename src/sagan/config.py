@@ -87,6 +87,7 @@ class TrainConfig:
     checkpoint_every: int = 5000  # steps between checkpoints
     keep_checkpoints: int = 3  # step-XXXXXXX.pt files kept besides latest.pt
     num_samples: int = 64  # images in each sample grid
+    report: bool = True  # `sagan train` refreshes RUN/report.html at every checkpoint
 
 
 @dataclass

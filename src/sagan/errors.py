@@ -15,3 +15,7 @@ class DataError(UserError, ValueError):
 
 class MissingPathError(UserError, FileNotFoundError):
     """A file or folder that the user named does not exist."""
+
+
+class MissingExtraError(UserError, ImportError):
+    """An optional dependency (a pyproject extra) that a feature needs is not installed."""

@@ -35,12 +35,17 @@ class SelfAttention(nn.Module):
         self.out = layers.conv(value_channels, channels, 1, bias=False) if form == "official" else None
         self.gamma = nn.Parameter(torch.zeros(1))
 
+    @property
+    def key_stride(self) -> int:
+        """Feature positions per key position along each axis: the official form max-pools keys 2x2."""
+        return 2 if self.form == "official" else 1
+
     def forward(self, x: torch.Tensor, return_attention: bool = False):
         """Returns the output, or `(output, attention)` with attention of shape (B, N_query, N_key)."""
         b, _, h, w = x.shape
         q, k, v = self.query(x), self.key(x), self.value(x)
         if self.form == "official":
-            k, v = F.max_pool2d(k, 2), F.max_pool2d(v, 2)
+            k, v = F.max_pool2d(k, self.key_stride), F.max_pool2d(v, self.key_stride)
         q, k, v = (t.flatten(2).transpose(1, 2) for t in (q, k, v))  # (B, positions, channels)
         o = attend(q, k, v)
         o = o.transpose(1, 2).reshape(b, -1, h, w)

@@ -1,5 +1,6 @@
 """The training loop, readable top to bottom: data -> D step(s) -> G step -> EMA -> log -> samples -> checkpoint."""
 
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -17,10 +18,12 @@ from .runlog import RunLog
 from .runtime import capture_rng, check_amp, restore_rng, seed_everything
 
 
-def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool = True) -> dict:
+def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool = True,
+          on_checkpoint: Callable[[Path], None] | None = None) -> dict:
     """Train until `cfg.train.steps` generator steps; with `resume`, continue from `run_dir`'s latest checkpoint.
-    Returns the last record written to metrics.jsonl. Under torchrun (`distributed.process_group`) every process
-    calls it: each trains on its share of every batch, rank 0 writes the run directory."""
+    `on_checkpoint` is called with each checkpoint's path once it is written. Returns the last record written to
+    metrics.jsonl. Under torchrun (`distributed.process_group`) every process calls it: each trains on its share of
+    every batch, rank 0 writes the run directory."""
     t, run_dir = cfg.train, Path(run_dir)
     device = distributed.local_device(t.device)
     check_amp(t.amp, device)
@@ -108,7 +111,11 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
                 images = gan.G_ema.sample(t.num_samples, seed=t.seed, labels=sample_labels, batch_size=t.num_samples)
                 save_png(make_grid(images, nrow), path)
             if step % t.checkpoint_every == 0 or last:
-                log.info(f"checkpoint {save_checkpoint()}")
+                path = save_checkpoint()
+                if main:
+                    log.info(f"checkpoint {path}")
+                    if on_checkpoint is not None:
+                        on_checkpoint(path)
     except KeyboardInterrupt:
         log.info(f"interrupted at step {step}; resume from the last checkpoint with: sagan train --resume {run_dir}")
         raise

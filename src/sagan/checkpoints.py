@@ -1,0 +1,71 @@
+"""Reading checkpoints: find one in a run directory, load it with `weights_only=True`, rebuild its networks.
+
+The training loop writes them (`sagan.training.checkpoint`); everything else (the CLI, metrics, visualisation) reads
+them through this module, which depends only on the config and the models.
+"""
+
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .config import from_dict
+from .errors import MissingPathError, UserError
+from .models import Generator, build_discriminator, build_generator
+
+LATEST = "latest.pt"
+
+
+def checkpoint_dir(run_dir: Path) -> Path:
+    return Path(run_dir) / "checkpoints"
+
+
+def resolve(path: str | Path) -> Path:
+    """A checkpoint file from a run directory (its latest checkpoint) or a file path."""
+    path = Path(path)
+    if path.is_dir():
+        latest = checkpoint_dir(path) / LATEST
+        if not latest.is_file():
+            raise MissingPathError(f"{path} has no checkpoints/{LATEST}: not a run directory with a checkpoint")
+        return latest
+    if not path.is_file():
+        raise MissingPathError(f"checkpoint {path} does not exist")
+    return path
+
+
+def run_dir(path: str | Path) -> Path:
+    """The run directory of a run directory or of a checkpoint file in its `checkpoints/` folder."""
+    path = Path(path)
+    if path.is_dir():
+        return path
+    return path.parent.parent if path.parent.name == "checkpoints" else path.parent
+
+
+def load(path: str | Path, device: str | torch.device = "cpu") -> dict:
+    """Read a checkpoint safely (tensors and plain Python types only). Memory-mapped, so reading only its config
+    costs little."""
+    path = resolve(path)
+    try:
+        state = torch.load(path, map_location=device, weights_only=True, mmap=True)
+    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError) as e:
+        raise UserError(f"{path} is not a readable sagan checkpoint ({str(e).splitlines()[0]})") from None
+    if not isinstance(state, dict) or "config" not in state or "generator_ema" not in state:
+        raise UserError(f"{path} is not a sagan checkpoint (no config / generator_ema entries)")
+    return state
+
+
+def load_generator(path: str | Path, device: str | torch.device = "cpu") -> Generator:
+    """The EMA generator of a checkpoint (a run directory or a .pt file), in eval mode, with `.sample()`."""
+    return networks(load(path, device), device)[0]
+
+
+def networks(state: dict, device: str | torch.device = "cpu") -> tuple[Generator, nn.Module]:
+    """The EMA generator and the discriminator of a loaded checkpoint, in eval mode, without gradients."""
+    cfg = from_dict(state["config"])
+    G = build_generator(cfg.model, cfg.data.resolution, cfg.data.channels)
+    G.load_state_dict(state["generator_ema"])
+    D = build_discriminator(cfg.model, cfg.data.resolution, cfg.data.channels)
+    D.load_state_dict(state["discriminator"])
+    return tuple(net.to(device).eval().requires_grad_(False) for net in (G, D))

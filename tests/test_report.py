@@ -1,0 +1,144 @@
+"""The run report: a page with no network references whose pictures all load, refreshed by `sagan train`, and
+an attention explorer that responds to clicks in a real browser."""
+
+import json
+import os
+import re
+import shutil
+import sys
+
+import pytest
+
+from sagan.cli import main
+from sagan.viz.report import write_report
+
+from conftest import tiny_config
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+try:
+    import playwright.sync_api  # noqa: F401
+    HAVE_PLAYWRIGHT = True
+except ImportError:
+    HAVE_PLAYWRIGHT = False
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    from sagan.training import train
+
+    run_dir = tmp_path_factory.mktemp("report") / "run"
+    train(tiny_config(**{"model.attention": "official"}), run_dir, progress=False)
+    return run_dir
+
+
+def sources(page: str) -> list[str]:
+    return re.findall(r'src="([^"]*)"', page)
+
+
+def test_report_is_offline_and_its_files_exist(run):
+    path = write_report(run)
+    page = path.read_text()
+    assert path == run / "report.html"
+    assert not re.search(r"https?://", page)
+    assert not re.search(r"<(link|iframe)\b", page)  # no external stylesheets or frames
+    srcs = sources(page)
+    local = [s for s in srcs if not s.startswith("data:image/png;base64,")]
+    assert local == ["samples/step-0000004.png"]  # the slider starts at the last grid
+    data = json.loads(re.search(r'<script id="report-data" type="application/json">(.*?)</script>', page, re.S)[1])
+    assert [s["step"] for s in data["samples"]] == [2, 4]
+    assert all((run / s["src"]).is_file() for s in data["samples"])
+    layers = data["explorer"]["layers"]
+    assert [layer["name"] for layer in layers] == ["G attn16", "D attn8"]
+    assert layers[0]["keys"] == [8, 8] and layers[0]["grid"] == [16, 16]  # official form: pooled keys
+    assert len(srcs) >= 4 + 2 * 4 + 5  # thumbnails, a sprite per layer and image, colour bar, curves
+    for heading in ("Attention explorer", "Samples during training", "Curves", "Latest metrics", "Config"):
+        assert f"<h2>{heading}</h2>" in page
+    assert "<th>d_loss</th>" in page and "attention: official" in page
+
+
+def test_report_without_matplotlib_says_why_curves_are_missing(run, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    page = write_report(run).read_text()
+    assert "Curves not drawn: training curves need matplotlib: pip install &#x27;sagan[viz]&#x27;" in page
+    assert 'class="curve"' not in page
+
+
+TINY = ["--steps", "2", "--batch-size", "8", "--device", "cpu", "--no-progress", "--set", "model.g_channels=16",
+        "--set", "model.d_channels=16", "--set", "model.z_dim=16", "--set", "train.num_samples=4"]
+
+
+def test_training_refreshes_the_report_unless_told_not_to(tmp_path, capsys):
+    assert main(["train", "--out", str(tmp_path / "a"), *TINY]) == 0
+    assert "step 2" in (tmp_path / "a" / "report.html").read_text()
+    capsys.readouterr()
+    assert main(["train", "--out", str(tmp_path / "b"), "--no-report", "--dry-run", *TINY]) == 0
+    assert "report: false" in capsys.readouterr().out
+
+
+
+def test_a_failing_report_refresh_is_a_warning(run, capsys, monkeypatch):
+    from sagan import cli
+
+    def broken(run_dir):
+        raise RuntimeError("no room")
+
+    monkeypatch.setattr(cli, "write_report", broken)
+    cli._report_refresher(run)(run / "checkpoints" / "latest.pt")
+    assert capsys.readouterr().err == "sagan: warning: report not refreshed: RuntimeError: no room\n"
+
+
+def test_report_command_prints_the_page(run, capsys):
+    assert main(["report", str(run)]) == 0
+    assert capsys.readouterr().out.strip() == str(run / "report.html")
+    assert main(["report", str(run.parent / "missing")]) == 2
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (apt-get install chromium)")
+@pytest.mark.skipif(not HAVE_PLAYWRIGHT, reason="needs the playwright package (the test extra)")
+def test_report_in_a_browser(run, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    path = write_report(run)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 1000})
+            requests = []
+            page.on("request", lambda request: requests.append(request.url))
+            errors = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto(path.resolve().as_uri())
+            page.wait_for_load_state("load")
+            broken = page.evaluate("""() => [...document.images]
+                .filter(img => !(img.complete && img.naturalWidth > 0)).map(img => img.alt || img.src.slice(0, 40))""")
+            assert broken == []
+            assert page.evaluate("document.images.length") >= 15
+            assert all(url.startswith(("file:", "data:")) for url in requests)
+
+            canvas = page.locator("#map-canvas")
+            before = canvas.evaluate("c => c.toDataURL()")
+            caption = page.inner_text("#map-caption")
+            box = page.locator("#query-canvas").bounding_box()
+            page.mouse.move(box["x"] + box["width"] - 3, box["y"] + box["height"] - 3)  # hover: the bottom-right query
+            assert "feature position (15, 15) of 16x16" in page.inner_text("#map-caption")
+            page.mouse.click(box["x"] + 3, box["y"] + 3)  # click: the top-left query, pinned
+            assert canvas.evaluate("c => c.toDataURL()") != before
+            assert page.inner_text("#map-caption") != caption and "(pinned" in page.inner_text("#map-caption")
+            assert "feature position (0, 0) of 16x16" in page.inner_text("#map-caption")
+
+            page.select_option("#layer", "1")  # the discriminator's layer
+            assert page.inner_text("#map-caption").startswith("D attn8")
+
+            page.locator("#step-slider").fill("0")
+            assert page.get_attribute("#progress-image", "src") == "samples/step-0000002.png"
+            assert page.evaluate("document.getElementById('progress-image').complete")
+            assert errors == []
+            page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+        finally:
+            browser.close()
+    assert (tmp_path / "report.png").stat().st_size > 10_000
+    if os.environ.get("SAGAN_SCREENSHOT"):  # to look at the page: SAGAN_SCREENSHOT=report.png pytest -m browser
+        shutil.copy(tmp_path / "report.png", os.environ["SAGAN_SCREENSHOT"])
