@@ -1,0 +1,340 @@
+"""The FID Inception network: TF graph inception-2015-12-05 as ported by pytorch-fid and torch-fidelity.
+
+Torchvision's Inception-v3 topology with 1008 classes and the four FID patches (the TF graph's pool branches:
+average pools that do not count padding in Mixed_5b-7b, a max pool in Mixed_7c). The parameter names are those of
+the published weight files (`pt_inception-2015-12-05-6726825d.pth`), so they load strictly.
+
+`InceptionFeatures` wraps it for feature extraction: uint8 images in, `pool3` / `logits` / `logits_unbiased` out,
+with the TTUR / torch-fidelity preprocessing (or clean-fid's). For speed it runs a prepared copy of the network:
+batch norm folded into the convolutions, the 1x1 convolutions that read the same block input merged into one,
+channels_last memory.
+"""
+
+import hashlib
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .preprocess import RESIZE_MODES, preprocess
+from .weights import fetch_weights
+
+NUM_CLASSES = 1008
+INPUT_SIZE = 299
+WEIGHTS_URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth"
+WEIGHTS_MIRROR = (
+    "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth"
+)
+WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
+WEIGHTS_SHA256_PREFIX = "6726825d"
+WEIGHTS_ENV = "SAGAN_INCEPTION_WEIGHTS"
+
+
+class FrozenBatchNorm2d(nn.Module):
+    """Batch norm with fixed statistics (eps 0.001, the TF graph's): the four tensors of the published files,
+    without the `num_batches_tracked` counter that `nn.BatchNorm2d` would add when loading them."""
+
+    def __init__(self, channels: int, eps: float = 0.001):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.register_buffer("running_mean", torch.zeros(channels))
+        self.register_buffer("running_var", torch.ones(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
+
+
+class BasicConv2d(nn.Module):
+    """Convolution without bias, batch norm, ReLU."""
+
+    def __init__(self, in_channels: int, out_channels: int, **conv_args):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, bias=False, **conv_args)
+        self.bn = FrozenBatchNorm2d(out_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.bn(self.conv(x)))
+
+
+def _avg_pool(x: torch.Tensor) -> torch.Tensor:
+    return F.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)
+
+
+def _max_pool(x: torch.Tensor) -> torch.Tensor:
+    return F.max_pool2d(x, 3, stride=1, padding=1)
+
+
+class InceptionA(nn.Module):
+    def __init__(self, in_channels: int, pool_features: int):
+        super().__init__()
+        self.branch1x1 = BasicConv2d(in_channels, 64, kernel_size=1)
+        self.branch5x5_1 = BasicConv2d(in_channels, 48, kernel_size=1)
+        self.branch5x5_2 = BasicConv2d(48, 64, kernel_size=5, padding=2)
+        self.branch3x3dbl_1 = BasicConv2d(in_channels, 64, kernel_size=1)
+        self.branch3x3dbl_2 = BasicConv2d(64, 96, kernel_size=3, padding=1)
+        self.branch3x3dbl_3 = BasicConv2d(96, 96, kernel_size=3, padding=1)
+        self.branch_pool = BasicConv2d(in_channels, pool_features, kernel_size=1)
+
+    heads = ("branch1x1", "branch5x5_1", "branch3x3dbl_1")
+    pool_branch = staticmethod(_avg_pool)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b1, b5, b3, bp = _heads(self, x)
+        b5 = self.branch5x5_2(b5)
+        b3 = self.branch3x3dbl_3(self.branch3x3dbl_2(b3))
+        return torch.cat([b1, b5, b3, bp], 1)
+
+
+class InceptionB(nn.Module):
+    def __init__(self, in_channels: int):
+        super().__init__()
+        self.branch3x3 = BasicConv2d(in_channels, 384, kernel_size=3, stride=2)
+        self.branch3x3dbl_1 = BasicConv2d(in_channels, 64, kernel_size=1)
+        self.branch3x3dbl_2 = BasicConv2d(64, 96, kernel_size=3, padding=1)
+        self.branch3x3dbl_3 = BasicConv2d(96, 96, kernel_size=3, stride=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b3 = self.branch3x3(x)
+        bd = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))
+        return torch.cat([b3, bd, F.max_pool2d(x, 3, stride=2)], 1)
+
+
+class InceptionC(nn.Module):
+    def __init__(self, in_channels: int, channels_7x7: int):
+        super().__init__()
+        c7 = channels_7x7
+        self.branch1x1 = BasicConv2d(in_channels, 192, kernel_size=1)
+        self.branch7x7_1 = BasicConv2d(in_channels, c7, kernel_size=1)
+        self.branch7x7_2 = BasicConv2d(c7, c7, kernel_size=(1, 7), padding=(0, 3))
+        self.branch7x7_3 = BasicConv2d(c7, 192, kernel_size=(7, 1), padding=(3, 0))
+        self.branch7x7dbl_1 = BasicConv2d(in_channels, c7, kernel_size=1)
+        self.branch7x7dbl_2 = BasicConv2d(c7, c7, kernel_size=(7, 1), padding=(3, 0))
+        self.branch7x7dbl_3 = BasicConv2d(c7, c7, kernel_size=(1, 7), padding=(0, 3))
+        self.branch7x7dbl_4 = BasicConv2d(c7, c7, kernel_size=(7, 1), padding=(3, 0))
+        self.branch7x7dbl_5 = BasicConv2d(c7, 192, kernel_size=(1, 7), padding=(0, 3))
+        self.branch_pool = BasicConv2d(in_channels, 192, kernel_size=1)
+
+    heads = ("branch1x1", "branch7x7_1", "branch7x7dbl_1")
+    pool_branch = staticmethod(_avg_pool)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b1, b7, bd, bp = _heads(self, x)
+        b7 = self.branch7x7_3(self.branch7x7_2(b7))
+        bd = self.branch7x7dbl_5(self.branch7x7dbl_4(self.branch7x7dbl_3(self.branch7x7dbl_2(bd))))
+        return torch.cat([b1, b7, bd, bp], 1)
+
+
+class InceptionD(nn.Module):
+    def __init__(self, in_channels: int):
+        super().__init__()
+        self.branch3x3_1 = BasicConv2d(in_channels, 192, kernel_size=1)
+        self.branch3x3_2 = BasicConv2d(192, 320, kernel_size=3, stride=2)
+        self.branch7x7x3_1 = BasicConv2d(in_channels, 192, kernel_size=1)
+        self.branch7x7x3_2 = BasicConv2d(192, 192, kernel_size=(1, 7), padding=(0, 3))
+        self.branch7x7x3_3 = BasicConv2d(192, 192, kernel_size=(7, 1), padding=(3, 0))
+        self.branch7x7x3_4 = BasicConv2d(192, 192, kernel_size=3, stride=2)
+
+    heads = ("branch3x3_1", "branch7x7x3_1")
+    pool_branch = None  # its max pool is a separate branch with stride 2, not a head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b3, b7 = _heads(self, x)
+        b3 = self.branch3x3_2(b3)
+        b7 = self.branch7x7x3_4(self.branch7x7x3_3(self.branch7x7x3_2(b7)))
+        return torch.cat([b3, b7, F.max_pool2d(x, 3, stride=2)], 1)
+
+
+class InceptionE(nn.Module):
+    """Mixed_7b (average pool branch) and Mixed_7c (max pool branch, one of the FID patches)."""
+
+    def __init__(self, in_channels: int, pool: str):
+        super().__init__()
+        self.pool_branch = {"avg": _avg_pool, "max": _max_pool}[pool]
+        self.branch1x1 = BasicConv2d(in_channels, 320, kernel_size=1)
+        self.branch3x3_1 = BasicConv2d(in_channels, 384, kernel_size=1)
+        self.branch3x3_2a = BasicConv2d(384, 384, kernel_size=(1, 3), padding=(0, 1))
+        self.branch3x3_2b = BasicConv2d(384, 384, kernel_size=(3, 1), padding=(1, 0))
+        self.branch3x3dbl_1 = BasicConv2d(in_channels, 448, kernel_size=1)
+        self.branch3x3dbl_2 = BasicConv2d(448, 384, kernel_size=3, padding=1)
+        self.branch3x3dbl_3a = BasicConv2d(384, 384, kernel_size=(1, 3), padding=(0, 1))
+        self.branch3x3dbl_3b = BasicConv2d(384, 384, kernel_size=(3, 1), padding=(1, 0))
+        self.branch_pool = BasicConv2d(in_channels, 192, kernel_size=1)
+
+    heads = ("branch1x1", "branch3x3_1", "branch3x3dbl_1")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b1, b3, bd, bp = _heads(self, x)
+        b3 = torch.cat([self.branch3x3_2a(b3), self.branch3x3_2b(b3)], 1)
+        bd = self.branch3x3dbl_2(bd)
+        bd = torch.cat([self.branch3x3dbl_3a(bd), self.branch3x3dbl_3b(bd)], 1)
+        return torch.cat([b1, b3, bd, bp], 1)
+
+
+class FusedHeads(nn.Module):
+    """A block's 1x1 convolutions on its input, batch norm folded in, run as one convolution.
+
+    An average-pool branch's 1x1 convolution joins them too: a convolution and a bias commute with an average pool
+    that does not count padding, so pooling the convolution's output equals convolving the pooled input (and pools
+    192 channels instead of up to 1280). A max pool does not commute; that branch stays pool-then-convolve.
+    """
+
+    def __init__(self, block: nn.Module):
+        super().__init__()
+        self.pool = block.pool_branch
+        self.pool_after = self.pool is _avg_pool
+        convs = [getattr(block, name) for name in block.heads] + ([block.branch_pool] if self.pool_after else [])
+        weights, biases = zip(*(_folded(c) for c in convs))
+        self.conv = nn.Conv2d(weights[0].shape[1], sum(w.shape[0] for w in weights), kernel_size=1)
+        self.conv.weight.data, self.conv.bias.data = torch.cat(weights), torch.cat(biases)
+        self.sizes = [w.shape[0] for w in weights]
+        self.pool_conv = fold(block.branch_pool) if self.pool is _max_pool else None
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        outputs = list(self.conv(x).split(self.sizes, 1))
+        if self.pool_after:
+            outputs[-1] = self.pool(outputs[-1])
+        outputs = [F.relu(y) for y in outputs]
+        if self.pool_conv is not None:
+            outputs.append(self.pool_conv(self.pool(x)))
+        return outputs
+
+
+def _heads(block: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+    """The outputs of a block's 1x1 convolutions on its input, in `block.heads` order, then its pool branch."""
+    if hasattr(block, "fused_heads"):
+        return block.fused_heads(x)
+    outputs = [getattr(block, name)(x) for name in block.heads]
+    if block.pool_branch is not None:
+        outputs.append(block.branch_pool(block.pool_branch(x)))
+    return outputs
+
+
+class FIDInceptionV3(nn.Module):
+    """The FID Inception network in the published weight files' parameter layout (472 tensors)."""
+
+    def __init__(self):
+        super().__init__()
+        self.Conv2d_1a_3x3 = BasicConv2d(3, 32, kernel_size=3, stride=2)
+        self.Conv2d_2a_3x3 = BasicConv2d(32, 32, kernel_size=3)
+        self.Conv2d_2b_3x3 = BasicConv2d(32, 64, kernel_size=3, padding=1)
+        self.Conv2d_3b_1x1 = BasicConv2d(64, 80, kernel_size=1)
+        self.Conv2d_4a_3x3 = BasicConv2d(80, 192, kernel_size=3)
+        self.Mixed_5b = InceptionA(192, pool_features=32)
+        self.Mixed_5c = InceptionA(256, pool_features=64)
+        self.Mixed_5d = InceptionA(288, pool_features=64)
+        self.Mixed_6a = InceptionB(288)
+        self.Mixed_6b = InceptionC(768, channels_7x7=128)
+        self.Mixed_6c = InceptionC(768, channels_7x7=160)
+        self.Mixed_6d = InceptionC(768, channels_7x7=160)
+        self.Mixed_6e = InceptionC(768, channels_7x7=192)
+        self.Mixed_7a = InceptionD(768)
+        self.Mixed_7b = InceptionE(1280, pool="avg")
+        self.Mixed_7c = InceptionE(2048, pool="max")
+        self.fc = nn.Linear(2048, NUM_CLASSES)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised 299x299 images -> pool3 features (N x 2048)."""
+        x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))
+        x = F.max_pool2d(x, 3, stride=2)
+        x = self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(x))
+        x = F.max_pool2d(x, 3, stride=2)
+        for name in ("Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d",
+                     "Mixed_6e", "Mixed_7a", "Mixed_7b", "Mixed_7c"):
+            x = getattr(self, name)(x)
+        return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+
+
+def fold(layer: BasicConv2d) -> nn.Sequential:
+    """Conv -> BN -> ReLU as one convolution with bias, then ReLU (inference only)."""
+    weight, bias = _folded(layer)
+    c = layer.conv
+    conv = nn.Conv2d(c.in_channels, c.out_channels, c.kernel_size, stride=c.stride, padding=c.padding)
+    conv.weight.data, conv.bias.data = weight, bias
+    return nn.Sequential(conv, nn.ReLU())
+
+
+def _folded(layer: BasicConv2d) -> tuple[torch.Tensor, torch.Tensor]:
+    bn = layer.bn
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    weight = layer.conv.weight * scale.view(-1, 1, 1, 1)
+    return weight.detach().clone(), (bn.bias - bn.running_mean * scale).detach().clone()
+
+
+def prepare_for_inference(net: FIDInceptionV3) -> FIDInceptionV3:
+    """A copy of `net` with batch norm folded into every convolution and each block's 1x1 convolutions merged.
+
+    Computes the same function up to float rounding; its state dict is no longer the published format.
+    """
+    fused = FIDInceptionV3()
+    fused.load_state_dict(net.state_dict())
+    with torch.no_grad():
+        for block in [fused, *fused.children()]:
+            if hasattr(block, "heads"):
+                block.fused_heads = FusedHeads(block)
+                for name in (*block.heads, "branch_pool"):
+                    if hasattr(block, name):
+                        delattr(block, name)
+            for name, child in list(block.named_children()):
+                if isinstance(child, BasicConv2d):
+                    setattr(block, name, fold(child))
+    return fused.eval()
+
+
+class InceptionFeatures(nn.Module):
+    """FID Inception features of uint8 images.
+
+    `weights`: None (the published file: `SAGAN_INCEPTION_WEIGHTS`, the torch hub cache, or a download), a path, or
+    a state dict. `resize`: "tf1" (TTUR / torch-fidelity: TF1 bilinear, the default for comparable FID) or "clean"
+    (clean-fid: PIL bicubic). `fast=False` runs the network as published (unfused, NCHW), for comparisons.
+
+    Calling it on an N x C x H x W uint8 tensor (C = 3, or 1 for grey images) returns float32 tensors
+    {"pool3": N x 2048, "logits": N x 1008, "logits_unbiased": N x 1008} on the module's device.
+    """
+
+    def __init__(self, weights=None, resize: str = "tf1", device=None, fast: bool = True):
+        super().__init__()
+        if resize not in RESIZE_MODES:
+            raise ValueError(f"resize must be one of {', '.join(RESIZE_MODES)}, got {resize!r}")
+        if isinstance(weights, dict):
+            state, self.weights_sha256 = weights, "provided-state-dict-" + _state_digest(weights)
+        else:
+            state, self.weights_sha256 = fetch_weights(
+                [WEIGHTS_URL, WEIGHTS_MIRROR], WEIGHTS_SHA256_PREFIX, WEIGHTS_FILE, path=weights, env_var=WEIGHTS_ENV,
+                what="FID Inception weights", option="--inception-weights")
+        net = FIDInceptionV3()
+        net.load_state_dict(state, strict=True)
+        self.resize = resize
+        self.preprocessing = {"tf1": "tf1-bilinear-299", "clean": "clean-bicubic-299"}[resize]
+        self.fast = fast
+        self.net = prepare_for_inference(net) if fast else net
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.to(self.device)
+        if fast:
+            self.net.to(memory_format=torch.channels_last)
+        self.eval()
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] not in (1, 3):
+            raise ValueError(f"expected uint8 images N x 3 x H x W (or N x 1 x H x W), got {images.dtype} "
+                             f"{tuple(images.shape)}")
+        if images.shape[1] == 1:
+            images = images.expand(-1, 3, -1, -1)
+        with torch.inference_mode():
+            x = preprocess(images.to(self.device), self.resize, INPUT_SIZE)
+            if self.fast:
+                x = x.contiguous(memory_format=torch.channels_last)
+            pool3 = self.net(x).float()
+            logits_unbiased = pool3 @ self.net.fc.weight.T
+            logits = logits_unbiased + self.net.fc.bias
+        return {"pool3": pool3, "logits": logits, "logits_unbiased": logits_unbiased}
+
+
+def _state_digest(state: dict) -> str:
+    """A short content hash of a state dict, so statistics made with different provided weights never mix."""
+    h = hashlib.sha256()
+    for key in sorted(state):
+        h.update(key.encode())
+        h.update(state[key].detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
