@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ConfigError
 from .preprocess import RESIZE_MODES, preprocess
 from .weights import fetch_weights
 
@@ -246,13 +247,29 @@ class FIDInceptionV3(nn.Module):
         return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
 
 
-def fold(layer: BasicConv2d) -> nn.Sequential:
-    """Conv -> BN -> ReLU as one convolution with bias, then ReLU (inference only)."""
+class ConvReLU(nn.Conv2d):
+    """Convolution with bias, then ReLU; on the CPU one oneDNN call with the ReLU fused into it, which saves a
+    pass over each activation (large at 147x147) and ~10% of the network's time."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type == "cpu" and _FUSED_CONV_RELU is not None:
+            return _FUSED_CONV_RELU(x, self.weight, self.bias, list(self.padding), list(self.stride), [1, 1], 1,
+                                    "relu", [], "")
+        return F.relu(super().forward(x))
+
+
+# The op torch.compile lowers conv + ReLU to on the CPU (private; a plain conv and ReLU where it is missing).
+_FUSED_CONV_RELU = getattr(torch.ops.mkldnn, "_convolution_pointwise", None) if torch.backends.mkldnn.is_available() \
+    else None
+
+
+def fold(layer: BasicConv2d) -> ConvReLU:
+    """Conv -> BN -> ReLU as one convolution with bias and a ReLU (inference only)."""
     weight, bias = _folded(layer)
     c = layer.conv
-    conv = nn.Conv2d(c.in_channels, c.out_channels, c.kernel_size, stride=c.stride, padding=c.padding)
+    conv = ConvReLU(c.in_channels, c.out_channels, c.kernel_size, stride=c.stride, padding=c.padding)
     conv.weight.data, conv.bias.data = weight, bias
-    return nn.Sequential(conv, nn.ReLU())
+    return conv
 
 
 def _folded(layer: BasicConv2d) -> tuple[torch.Tensor, torch.Tensor]:
@@ -296,7 +313,7 @@ class InceptionFeatures(nn.Module):
     def __init__(self, weights=None, resize: str = "tf1", device=None, fast: bool = True):
         super().__init__()
         if resize not in RESIZE_MODES:
-            raise ValueError(f"resize must be one of {', '.join(RESIZE_MODES)}, got {resize!r}")
+            raise ConfigError(f"resize must be one of {', '.join(RESIZE_MODES)}, got {resize!r}")
         if isinstance(weights, dict):
             state, self.weights_sha256 = weights, "provided-state-dict-" + _state_digest(weights)
         else:
@@ -304,7 +321,13 @@ class InceptionFeatures(nn.Module):
                 [WEIGHTS_URL, WEIGHTS_MIRROR], WEIGHTS_SHA256_PREFIX, WEIGHTS_FILE, path=weights, env_var=WEIGHTS_ENV,
                 what="FID Inception weights", option="--inception-weights")
         net = FIDInceptionV3()
-        net.load_state_dict(state, strict=True)
+        try:
+            net.load_state_dict(state, strict=True)
+        except RuntimeError as e:  # wrong keys or shapes: name the file and the first problem, in one line
+            source = weights if weights is not None and not isinstance(weights, dict) else "the weights"
+            problem = " ".join(str(e).split("\n", 1)[-1].split())[:200]
+            raise ConfigError(f"{source}: not FID Inception weights in the pytorch-fid / torch-fidelity format "
+                              f"({problem})") from None
         self.resize = resize
         self.preprocessing = {"tf1": "tf1-bilinear-299", "clean": "clean-bicubic-299"}[resize]
         self.fast = fast

@@ -16,15 +16,19 @@ RESIZE_MODES = ("tf1", "clean")
 
 def resize_tf1_bilinear(x: torch.Tensor, size: int) -> torch.Tensor:
     """Bilinear resize of float N x C x H x W to size x size the way TF 1.x `resize_bilinear` does
-    (align_corners=False, no half-pixel offset); the arithmetic follows torch-fidelity's
-    `interpolate_bilinear_2d_like_tensorflow1x` step by step, so the result matches it bit for bit."""
+    (align_corners=False, no half-pixel offset).
+
+    Each output value is computed with the operations of torch-fidelity's `interpolate_bilinear_2d_like_tensorflow1x`
+    in the same order (across x, then y), so the result matches it bit for bit; interpolating across x before
+    picking rows only avoids recomputing the same rows.
+    """
     h, w = x.shape[-2:]
     y_lo, y_hi, dy = _tf1_grid(h, size, x.device)
     x_lo, x_hi, dx = _tf1_grid(w, size, x.device)
-    rows_lo, rows_hi = x[..., y_lo, :], x[..., y_hi, :]
-    top = rows_lo[..., x_lo] + (rows_lo[..., x_hi] - rows_lo[..., x_lo]) * dx
-    bottom = rows_hi[..., x_lo] + (rows_hi[..., x_hi] - rows_hi[..., x_lo]) * dx
-    return top + (bottom - top) * dy.view(-1, 1)
+    left = x[..., x_lo]
+    across = left + (x[..., x_hi] - left) * dx
+    top = across[..., y_lo, :]
+    return top + (across[..., y_hi, :] - top) * dy.view(-1, 1)
 
 
 def _tf1_grid(in_size: int, out_size: int, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
