@@ -2,6 +2,7 @@
 (../shared/metrics-fixtures), the TF1 resize against hand-computed values."""
 
 import hashlib
+import socket
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from conftest import SHARED_DATA
 
-from sagan.errors import ConfigError
+from sagan.errors import ConfigError, MissingPathError
 from sagan.metrics import FIDInceptionV3, InceptionFeatures
 from sagan.metrics.preprocess import preprocess, resize_clean_bicubic, resize_tf1_bilinear
 
@@ -50,9 +51,13 @@ def test_state_dict_is_the_published_format():
     assert not any(k.startswith("AuxLogits") for k in state)
 
 
-def test_prepared_network_computes_the_same_features():
+@pytest.fixture(scope="module")
+def state():
+    return random_state(1)
+
+
+def test_prepared_network_computes_the_same_features(state):
     """Folded batch norm, merged 1x1 convolutions, fused ReLU and channels_last change rounding only."""
-    state = random_state(1)
     images = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     fast, plain = InceptionFeatures(state)(images), InceptionFeatures(state, fast=False)(images)
     for key in ("pool3", "logits", "logits_unbiased"):
@@ -101,26 +106,26 @@ def reference_model():
     return InceptionFeatures(FIXTURES / "fid_inception_random_seed0.pth")
 
 
-def test_provided_weights_are_labelled_by_content():
-    a, b = random_state(1), random_state(2)
-    label = InceptionFeatures(a).weights_sha256
-    assert label.startswith("provided-state-dict-") and label == InceptionFeatures(dict(a)).weights_sha256
-    assert InceptionFeatures(b).weights_sha256 != label
-    assert InceptionFeatures(a, resize="clean").preprocessing == "clean-bicubic-299"
+def test_provided_weights_are_labelled_by_content(state):
+    label = InceptionFeatures(state, fast=False).weights_sha256
+    assert label.startswith("provided-state-dict-")
+    assert InceptionFeatures(dict(state), fast=False).weights_sha256 == label
+    other = dict(state, **{"fc.bias": state["fc.bias"] + 1})
+    assert InceptionFeatures(other, fast=False).weights_sha256 != label
+    assert InceptionFeatures(state, resize="clean", fast=False).preprocessing == "clean-bicubic-299"
 
 
-def test_bad_inputs_and_weights_are_refused():
-    model = InceptionFeatures(random_state(1))
+def test_bad_inputs_and_weights_are_refused(state):
+    model = InceptionFeatures(state, fast=False)
     with pytest.raises(ValueError, match="uint8"):
         model(torch.zeros(1, 3, 32, 32))
     with pytest.raises(ValueError, match="N x 3 x H x W"):
         model(torch.zeros(1, 4, 32, 32, dtype=torch.uint8))
     with pytest.raises(ConfigError, match="resize must be one of tf1, clean"):
-        InceptionFeatures(random_state(1), resize="bilinear")
-    state = random_state(1)
-    del state["fc.bias"]
+        InceptionFeatures(state, resize="bilinear")
+    incomplete = {k: v for k, v in state.items() if k != "fc.bias"}
     with pytest.raises(ConfigError, match="not FID Inception weights.*fc.bias"):
-        InceptionFeatures(state)
+        InceptionFeatures(incomplete)
 
 
 def test_tf1_resize_upsamples_without_half_pixel_offset():
@@ -157,3 +162,30 @@ def test_clean_resize_is_pil_bicubic_on_float_channels():
     spike = torch.zeros(1, 1, 4, 4)
     spike[..., 1, 1] = 255
     assert resize_clean_bicubic(spike, 9).min() == 0  # bicubic undershoots below 0; clean-fid clips it
+
+
+def test_published_weights_offline_error(tmp_path, monkeypatch):
+    from sagan.metrics import inception
+
+    monkeypatch.delenv("SAGAN_INCEPTION_WEIGHTS", raising=False)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(torch.hub, "_hub_dir", None)
+    with socket.socket() as s:  # a port nobody listens on: the download fails at once, as offline
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}/{inception.WEIGHTS_FILE}"
+    monkeypatch.setattr(inception, "WEIGHTS_URL", url)
+    monkeypatch.setattr(inception, "WEIGHTS_MIRROR", url)
+    with pytest.raises(MissingPathError) as error:
+        InceptionFeatures()
+    message = str(error.value)
+    assert "\n" not in message and message.startswith("FID Inception weights not found")
+    for part in (f"get {url}", "--inception-weights PATH", "SAGAN_INCEPTION_WEIGHTS=PATH",
+                 str(tmp_path / "hub" / "checkpoints" / "pt_inception-2015-12-05-6726825d.pth")):
+        assert part in message
+
+
+@needs_fixtures
+def test_weights_from_the_environment_variable(monkeypatch):
+    monkeypatch.setenv("SAGAN_INCEPTION_WEIGHTS", str(FIXTURES / "fid_inception_random_seed0.pth"))
+    digest = hashlib.sha256((FIXTURES / "fid_inception_random_seed0.pth").read_bytes()).hexdigest()
+    assert InceptionFeatures(fast=False).weights_sha256 == digest

@@ -22,7 +22,9 @@ from .weights import fetch_weights
 
 NUM_CLASSES = 1008
 INPUT_SIZE = 299
-WEIGHTS_URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth"
+WEIGHTS_URL = (
+    "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth"
+)
 WEIGHTS_MIRROR = (
     "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth"
 )
@@ -187,8 +189,7 @@ class FusedHeads(nn.Module):
         self.pool_after = self.pool is _avg_pool
         convs = [getattr(block, name) for name in block.heads] + ([block.branch_pool] if self.pool_after else [])
         weights, biases = zip(*(_folded(c) for c in convs))
-        self.conv = nn.Conv2d(weights[0].shape[1], sum(w.shape[0] for w in weights), kernel_size=1)
-        self.conv.weight.data, self.conv.bias.data = torch.cat(weights), torch.cat(biases)
+        self.conv = _holding(nn.Conv2d, torch.cat(weights), torch.cat(biases))
         self.sizes = [w.shape[0] for w in weights]
         self.pool_conv = fold(block.branch_pool) if self.pool is _max_pool else None
 
@@ -265,29 +266,29 @@ _FUSED_CONV_RELU = getattr(torch.ops.mkldnn, "_convolution_pointwise", None) if 
 
 def fold(layer: BasicConv2d) -> ConvReLU:
     """Conv -> BN -> ReLU as one convolution with bias and a ReLU (inference only)."""
-    weight, bias = _folded(layer)
-    c = layer.conv
-    conv = ConvReLU(c.in_channels, c.out_channels, c.kernel_size, stride=c.stride, padding=c.padding)
-    conv.weight.data, conv.bias.data = weight, bias
-    return conv
+    return _holding(ConvReLU, *_folded(layer), stride=layer.conv.stride, padding=layer.conv.padding)
 
 
 def _folded(layer: BasicConv2d) -> tuple[torch.Tensor, torch.Tensor]:
     bn = layer.bn
     scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-    weight = layer.conv.weight * scale.view(-1, 1, 1, 1)
-    return weight.detach().clone(), (bn.bias - bn.running_mean * scale).detach().clone()
+    return layer.conv.weight * scale.view(-1, 1, 1, 1), bn.bias - bn.running_mean * scale
+
+
+def _holding(cls, weight: torch.Tensor, bias: torch.Tensor, **conv_args) -> nn.Conv2d:
+    """A `cls` convolution with the given weight and bias (made on the meta device: no initialisation to waste)."""
+    conv = cls(weight.shape[1], weight.shape[0], tuple(weight.shape[2:]), device="meta", **conv_args)
+    conv.weight, conv.bias = nn.Parameter(weight, requires_grad=False), nn.Parameter(bias, requires_grad=False)
+    return conv
 
 
 def prepare_for_inference(net: FIDInceptionV3) -> FIDInceptionV3:
-    """A copy of `net` with batch norm folded into every convolution and each block's 1x1 convolutions merged.
-
-    Computes the same function up to float rounding; its state dict is no longer the published format.
+    """Rewrite `net` in place for inference: batch norm folded into every convolution, each block's 1x1
+    convolutions merged, ReLU fused. Computes the same function up to float rounding; its state dict is no longer
+    the published format.
     """
-    fused = FIDInceptionV3()
-    fused.load_state_dict(net.state_dict())
     with torch.no_grad():
-        for block in [fused, *fused.children()]:
+        for block in [net, *net.children()]:
             if hasattr(block, "heads"):
                 block.fused_heads = FusedHeads(block)
                 for name in (*block.heads, "branch_pool"):
@@ -296,7 +297,7 @@ def prepare_for_inference(net: FIDInceptionV3) -> FIDInceptionV3:
             for name, child in list(block.named_children()):
                 if isinstance(child, BasicConv2d):
                     setattr(block, name, fold(child))
-    return fused.eval()
+    return net.eval()
 
 
 class InceptionFeatures(nn.Module):
@@ -320,9 +321,10 @@ class InceptionFeatures(nn.Module):
             state, self.weights_sha256 = fetch_weights(
                 [WEIGHTS_URL, WEIGHTS_MIRROR], WEIGHTS_SHA256_PREFIX, WEIGHTS_FILE, path=weights, env_var=WEIGHTS_ENV,
                 what="FID Inception weights", option="--inception-weights")
-        net = FIDInceptionV3()
+        with torch.device("meta"):  # parameters come from `state`: skip initialising 24M of them
+            net = FIDInceptionV3()
         try:
-            net.load_state_dict(state, strict=True)
+            net.load_state_dict(state, strict=True, assign=True)
         except RuntimeError as e:  # wrong keys or shapes: name the file and the first problem, in one line
             source = weights if weights is not None and not isinstance(weights, dict) else "the weights"
             problem = " ".join(str(e).split("\n", 1)[-1].split())[:200]
@@ -331,6 +333,7 @@ class InceptionFeatures(nn.Module):
         self.resize = resize
         self.preprocessing = {"tf1": "tf1-bilinear-299", "clean": "clean-bicubic-299"}[resize]
         self.fast = fast
+        net.float().requires_grad_(False)
         self.net = prepare_for_inference(net) if fast else net
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.to(self.device)
