@@ -93,12 +93,11 @@ def swd(desc_a: dict[str, np.ndarray], desc_b: dict[str, np.ndarray], seed: int 
     if desc_a.keys() != desc_b.keys():
         raise ValueError(f"SWD descriptors of different pyramids: {sorted(desc_a)} vs {sorted(desc_b)}")
     rng = np.random.RandomState(seed)
-    result = {}
+    levels = {}
     for key in desc_a:
         a, b = _equal_size(desc_a[key], desc_b[key], rng)
-        result[f"swd_{key[len('level'):]}"] = 1e3 * sliced_wasserstein(_normalise(a), _normalise(b), rng)
-    result["swd"] = float(np.mean(list(result.values())))
-    return result
+        levels[f"swd_{key[len('level'):]}"] = 1e3 * sliced_wasserstein(_normalise(a), _normalise(b), rng)
+    return {"swd": float(np.mean(list(levels.values())))} | levels
 
 
 def sliced_wasserstein(a: np.ndarray, b: np.ndarray, rng: np.random.RandomState) -> float:

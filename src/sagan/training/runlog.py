@@ -39,15 +39,19 @@ class RunLog:
         record.update({key: (value / self.count).item() for key, value in self.sums.items()})
         record["steps_per_s"] = self.count / max(now - self.interval_start, 1e-9)
         record.update(extra)
+        self.write(record)
+        self.sums, self.count, self.interval_start = {}, 0, now
+        return record
+
+    def write(self, record: dict[str, float]) -> None:
+        """Append one record (with its "step") to metrics.jsonl, train.log and TensorBoard."""
         with open(self.metrics_path, "a") as f:
             f.write(json.dumps(record) + "\n")
         self.info(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
         if self.tensorboard is not None:
             for key, value in record.items():
                 if key != "step":
-                    self.tensorboard.add_scalar(key, value, step)
-        self.sums, self.count, self.interval_start = {}, 0, now
-        return record
+                    self.tensorboard.add_scalar(key, value, record["step"])
 
     def close(self) -> None:
         self.logger.removeHandler(self.handler)

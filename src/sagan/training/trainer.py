@@ -12,6 +12,7 @@ from ..files import atomic_write_text
 from ..images import make_grid, save_png
 from . import checkpoint
 from .batches import batch_loader
+from .evaluation import PeriodicEvaluation
 from .gan import GANTraining
 from .runlog import RunLog
 from .runtime import capture_rng, check_amp, resolve_device, restore_rng, seed_everything
@@ -33,6 +34,9 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
                          channels=cfg.data.channels, crop=cfg.data.crop)
     check_dataset(cfg, dataset)
     batches_per_epoch = len(dataset) // t.batch_size
+
+    # Evaluation networks and reference statistics, before seeding, so they leave the training RNG alone.
+    evaluation = PeriodicEvaluation(cfg, run_dir, device) if cfg.eval.every else None
 
     # Build the networks and optimisers; seeded, so the recorded config reproduces the run.
     seed_everything(t.seed)
@@ -95,6 +99,9 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
                 save_png(make_grid(images, nrow), path)
             if step % t.checkpoint_every == 0 or last:
                 log.info(f"checkpoint {save_checkpoint()}")
+            if evaluation is not None and (step % cfg.eval.every == 0 or last):
+                evaluation(step, gan.G_ema, log, {"generator_ema": gan.G_ema.state_dict(), "step": step,
+                                                  "config": to_dict(cfg)})
     except KeyboardInterrupt:
         log.info(f"interrupted at step {step}; resume from the last checkpoint with: sagan train --resume {run_dir}")
         raise
