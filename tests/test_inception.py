@@ -64,6 +64,11 @@ def test_prepared_network_computes_the_same_features(state):
         assert fast[key].dtype == torch.float32
         torch.testing.assert_close(fast[key], plain[key], atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(plain["logits"], plain["logits_unbiased"] + state["fc.bias"], atol=0, rtol=0)
+    bf16 = InceptionFeatures(state, precision="bf16")
+    assert bf16.preprocessing == "tf1-bilinear-299-bf16"  # never mixed with float32 statistics
+    approx = bf16(images)["pool3"]
+    assert approx.dtype == torch.float32
+    assert (approx - plain["pool3"]).norm() < 0.02 * plain["pool3"].norm()
 
 
 @needs_fixtures
