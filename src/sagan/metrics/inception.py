@@ -177,34 +177,6 @@ class InceptionE(nn.Module):
         return torch.cat([b1, b3, bd, bp], 1)
 
 
-class FusedHeads(nn.Module):
-    """A block's 1x1 convolutions on its input, batch norm folded in, run as one convolution.
-
-    An average-pool branch's 1x1 convolution joins them too: a convolution and a bias commute with an average pool
-    that does not count padding, so pooling the convolution's output equals convolving the pooled input (and pools
-    192 channels instead of up to 1280). A max pool does not commute; that branch stays pool-then-convolve.
-    """
-
-    def __init__(self, block: nn.Module):
-        super().__init__()
-        self.pool = block.pool_branch
-        self.pool_after = self.pool is _avg_pool
-        convs = [getattr(block, name) for name in block.heads] + ([block.branch_pool] if self.pool_after else [])
-        weights, biases = zip(*(_folded(c) for c in convs))
-        self.conv = _holding(nn.Conv2d, torch.cat(weights), torch.cat(biases))
-        self.sizes = [w.shape[0] for w in weights]
-        self.pool_conv = fold(block.branch_pool) if self.pool is _max_pool else None
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        outputs = list(self.conv(x).split(self.sizes, 1))
-        if self.pool_after:
-            outputs[-1] = self.pool(outputs[-1])
-        outputs = [F.relu(y) for y in outputs]
-        if self.pool_conv is not None:
-            outputs.append(self.pool_conv(self.pool(x)))
-        return outputs
-
-
 def _heads(block: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
     """The outputs of a block's 1x1 convolutions on its input, in `block.heads` order, then its pool branch."""
     if hasattr(block, "fused_heads"):
@@ -282,6 +254,25 @@ def _holding(cls, weight: torch.Tensor, bias: torch.Tensor, **conv_args) -> nn.C
     conv = cls(weight.shape[1], weight.shape[0], tuple(weight.shape[2:]), device="meta", **conv_args)
     conv.weight, conv.bias = nn.Parameter(weight, requires_grad=False), nn.Parameter(bias, requires_grad=False)
     return conv
+
+
+class FusedHeads(nn.Module):
+    """A block's 1x1 convolutions on its input, batch norm folded in, run as one wider convolution (one pass over
+    the input instead of three), then its pool branch."""
+
+    def __init__(self, block: nn.Module):
+        super().__init__()
+        weights, biases = zip(*(_folded(getattr(block, name)) for name in block.heads))
+        self.conv = _holding(ConvReLU, torch.cat(weights), torch.cat(biases))
+        self.sizes = [w.shape[0] for w in weights]
+        self.pool = block.pool_branch
+        self.pool_conv = fold(block.branch_pool) if self.pool is not None else None
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        outputs = list(self.conv(x).split(self.sizes, 1))
+        if self.pool_conv is not None:
+            outputs.append(self.pool_conv(self.pool(x)))
+        return outputs
 
 
 def prepare_for_inference(net: FIDInceptionV3) -> FIDInceptionV3:
