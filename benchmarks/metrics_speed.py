@@ -6,11 +6,12 @@ network, pool3 / logits) twice in one process, interleaved:
   conv + ReLU fused, channels_last);
 - `reference`: `fast=False`, the network exactly as the published weights define it and as torch-fidelity runs it
   (NCHW, separate conv / batch norm / ReLU, the same TF1 resize), i.e. the reference code's computation.
+`--precision bf16` adds sagan's opt-in bfloat16 path (faster, not comparable with published FID).
 Weights are seeded random (speed does not depend on their values). Prints one JSON line per measurement with
 images/s (wall clock) and images per CPU-second (process time; steadier than wall time on a shared machine).
 
     .venv/bin/python benchmarks/metrics_speed.py                      # 32 and 64 px, batches 50 and 100
-    .venv/bin/python benchmarks/metrics_speed.py --sizes 64 --batch-sizes 50 --repeats 3 --threads 2
+    .venv/bin/python benchmarks/metrics_speed.py --sizes 64 --batch-sizes 50 --repeats 3 --threads 2 --precision bf16
 """
 
 import argparse
@@ -24,7 +25,7 @@ from sagan.metrics.inception import FIDInceptionV3, InceptionFeatures
 
 def measure(model: InceptionFeatures, images: torch.Tensor, repeats: int) -> tuple[float, float]:
     """Best-of-`repeats` wall and CPU seconds of one call."""
-    model(images[:2])  # warm up the kernels for this shape family
+    model(images[:2])  # warm up: first-call allocations and kernel selection
     walls, cpus = [], []
     for _ in range(repeats):
         wall, cpu = time.perf_counter(), time.process_time()
@@ -42,6 +43,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--resize", default="tf1", choices=["tf1", "clean"])
     parser.add_argument("--no-reference", action="store_true", help="time only sagan's path")
+    parser.add_argument("--precision", choices=["bf16"], action="append", default=[],
+                        help="also time sagan's path at this precision")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -49,6 +52,8 @@ def main() -> None:
     torch.manual_seed(0)
     state = FIDInceptionV3().state_dict()
     paths = {"sagan": InceptionFeatures(state, resize=args.resize)}
+    for precision in args.precision:
+        paths[f"sagan-{precision}"] = InceptionFeatures(state, resize=args.resize, precision=precision)
     if not args.no_reference:
         paths["reference"] = InceptionFeatures(state, resize=args.resize, fast=False)
     generator = torch.Generator().manual_seed(0)
