@@ -137,3 +137,14 @@ def test_a_file_that_is_not_a_state_dict_is_refused(tmp_path):
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(UserError, match="junk.pth: cannot read test weights"):
         fetch(path=tmp_path / "junk.pth")
+
+
+def test_a_file_cached_under_another_tools_name_is_found(tmp_path, monkeypatch):
+    monkeypatch.delenv("SAGAN_TEST_WEIGHTS", raising=False)
+    data, digest = weight_bytes()
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "other-tool-name.pth").write_bytes(data)
+    state, sha = fetch_weights(closed_port_url(), digest[:8], ["net-weights.pth", "other-tool-name.pth"],
+                               hub_dir=tmp_path)
+    assert_state(state)
+    assert sha == digest

@@ -12,6 +12,7 @@ channels_last memory.
 
 import contextlib
 import hashlib
+import os
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +31,7 @@ WEIGHTS_MIRROR = (
     "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth"
 )
 WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
+WEIGHTS_FILE_TORCH_FIDELITY = "weights-inception-2015-12-05-6726825d.pth"  # the same bytes, as torch-fidelity saves it
 WEIGHTS_SHA256_PREFIX = "6726825d"
 WEIGHTS_ENV = "SAGAN_INCEPTION_WEIGHTS"
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
@@ -318,14 +320,15 @@ class InceptionFeatures(nn.Module):
             state, self.weights_sha256 = weights, "provided-state-dict-" + _state_digest(weights)
         else:
             state, self.weights_sha256 = fetch_weights(
-                [WEIGHTS_URL, WEIGHTS_MIRROR], WEIGHTS_SHA256_PREFIX, WEIGHTS_FILE, path=weights, env_var=WEIGHTS_ENV,
-                what="FID Inception weights", option="--inception-weights")
+                [WEIGHTS_URL, WEIGHTS_MIRROR], WEIGHTS_SHA256_PREFIX, [WEIGHTS_FILE, WEIGHTS_FILE_TORCH_FIDELITY],
+                path=weights, env_var=WEIGHTS_ENV, what="FID Inception weights", option="--inception-weights")
         with torch.device("meta"):  # parameters come from `state`: skip initialising 24M of them
             net = FIDInceptionV3()
         try:
             net.load_state_dict(state, strict=True, assign=True)
         except RuntimeError as e:  # wrong keys or shapes: name the file and the first problem, in one line
-            source = weights if weights is not None and not isinstance(weights, dict) else "the weights"
+            source = "the given state dict" if isinstance(weights, dict) else weights or os.environ.get(WEIGHTS_ENV) \
+                or "the cached FID Inception weights"
             problem = " ".join(str(e).split("\n", 1)[-1].split())[:200]
             raise ConfigError(f"{source}: not FID Inception weights in the pytorch-fid / torch-fidelity format "
                               f"({problem})") from None

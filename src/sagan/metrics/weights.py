@@ -22,13 +22,15 @@ DOWNLOAD_TIMEOUT_S = 30
 _CHUNK = 1 << 20
 
 
-def fetch_weights(url: str | list[str], sha256_prefix: str, filename: str, path=None, env_var: str | None = None,
-                  hub_dir=None, what: str = "network weights", option: str | None = None) -> tuple[dict, str]:
+def fetch_weights(url: str | list[str], sha256_prefix: str, filename: str | list[str], path=None,
+                  env_var: str | None = None, hub_dir=None, what: str = "network weights",
+                  option: str | None = None) -> tuple[dict, str]:
     """The state dict of a published weight file and the file's full sha256 (hex).
 
-    `url`: the published URL, or a list of mirrors tried in order. `path` (from `option`, e.g.
-    "--inception-weights") or `$env_var` names a local file and wins; such a file may hold other weights than the
-    published ones (its own sha256 is returned, so statistics made with it are told apart). Raises
+    `url`: the published URL, or a list of mirrors tried in order. `filename`: its name in the torch hub cache, or
+    a list of names other tools save the same file under (a download is saved under the first). `path` (from
+    `option`, e.g. "--inception-weights") or `$env_var` names a local file and wins; such a file may hold other
+    weights than the published ones (its own sha256 is returned, so statistics made with it are told apart). Raises
     `MissingPathError` with one line saying where to get the file and where to put it when there is no file and
     no download is possible.
     """
@@ -43,21 +45,25 @@ def fetch_weights(url: str | list[str], sha256_prefix: str, filename: str, path=
     return state, digest
 
 
-def weights_file(url: str | list[str], sha256_prefix: str, filename: str, path=None, env_var: str | None = None,
-                 hub_dir=None, what: str = "network weights", option: str | None = None) -> Path:
+def weights_file(url: str | list[str], sha256_prefix: str, filename: str | list[str], path=None,
+                 env_var: str | None = None, hub_dir=None, what: str = "network weights",
+                 option: str | None = None) -> Path:
     """The local path of a weight file, downloading it into the torch hub cache if needed (see `fetch_weights`)."""
     urls = [url] if isinstance(url, str) else list(url)
     if path is not None:
         return _existing(path, option or "weights path")
     if env_var and os.environ.get(env_var):
         return _existing(os.environ[env_var], f"${env_var}")
-    cached = Path(hub_dir if hub_dir is not None else torch.hub.get_dir()) / "checkpoints" / filename
-    if cached.is_file():
-        digest = sha256_of(cached)
-        if not digest.startswith(sha256_prefix):
-            raise UserError(f"{cached}: sha256 {digest[:8]}... does not start with {sha256_prefix}; the cached "
-                            f"{what} are damaged, delete the file to download it again")
-        return cached
+    checkpoints = Path(hub_dir if hub_dir is not None else torch.hub.get_dir()) / "checkpoints"
+    names = [filename] if isinstance(filename, str) else list(filename)
+    for cached in (checkpoints / name for name in names):
+        if cached.is_file():
+            digest = sha256_of(cached)
+            if not digest.startswith(sha256_prefix):
+                raise UserError(f"{cached}: sha256 {digest[:8]}... does not start with {sha256_prefix}; the cached "
+                                f"{what} are damaged, delete the file to download it again")
+            return cached
+    cached = checkpoints / names[0]
     errors = []
     for u in urls:
         try:
