@@ -66,14 +66,8 @@ def test_evaluate_a_checkpoint_with_fid_is_kid(run_dir, inception_weights, tmp_p
     assert any(line.startswith("fid ") for line in out[:-1])  # the table
     logged = json.loads((run_dir / "metrics.jsonl").read_text().strip().splitlines()[-1])
     assert logged["step"] == 2 and logged["eval/fid"] == record["fid"]
-    assert len(list((tmp_path / "cache").glob("inception-*.npz"))) == 1  # reference statistics cached
-    # Statistics made with another preprocessing are refused before any work, in one line.
-    stats = load_stats(next((tmp_path / "cache").glob("*.npz")))
-    save_stats(tmp_path / "ref.npz", stats)
-    args[args.index("--reference") + 1] = str(tmp_path / "ref.npz")
-    assert main(args + ["--resize", "clean"]) == 2
-    assert "preprocessing 'tf1-bilinear-299' but the features to compare have 'clean-bicubic-299'" in \
-        error_line(capsys)
+    cached = list((tmp_path / "cache").glob("inception-*.npz"))  # reference statistics, cached
+    assert len(cached) == 1 and load_stats(cached[0])["inception"].meta["preprocessing"] == "tf1-bilinear-299"
 
 
 def test_missing_inception_weights_offline_is_one_line(run_dir, tmp_path, monkeypatch, capsys):
@@ -105,9 +99,15 @@ def test_evaluate_images_with_swd_and_saved_stats(run_dir, tmp_path, capsys):
                  "--no-progress"]) == 0
     record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert record["swd"] == 0 and record["swd_32"] == 0 and record["swd_16"] == 0
+    # Statistics made another way are refused before any work, in one line.
+    other = load_stats(stats)
+    other["swd"].meta["preprocessing"] = "something-else"
+    save_stats(tmp_path / "other.npz", other)
+    assert main(["evaluate", "--images", str(npz), "--backbone", "swd", "--reference", str(tmp_path / "other.npz")]) == 2
+    assert "reference statistics have preprocessing 'something-else'" in error_line(capsys)
     assert main(["evaluate", "--images", str(npz), "--metrics", "fid", "--backbone", "swd",
                  "--reference", str(stats)]) == 2
-    assert "needs a network backbone" in error_line(capsys)
+    assert "--metrics: fid needs a network backbone" in error_line(capsys)
     assert main(["evaluate", "--images", str(npz), "--metrics", "swd", "--backbone", "swd"]) == 2
     assert "give --reference" in error_line(capsys)
 
@@ -124,6 +124,14 @@ def test_training_evaluates_and_keeps_the_best_checkpoint(tmp_path):
     state = torch.load(best, weights_only=True)
     assert state["eval"]["value"] == min(r["eval/swd"] for r in evals)
     assert load_generator(best).sample(2, seed=0).shape == (2, 32, 32, 3)
+
+
+def test_bad_eval_config_fails_before_the_run_starts(tmp_path):
+    from sagan.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="eval.metrics: unknown metric 'fdi'"):
+        train(tiny_config(**{"eval.every": 2, "eval.metrics": "fdi"}), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
 
 
 def test_generator_batches_are_seeded_and_overlap_safely(run_dir):

@@ -107,7 +107,7 @@ def build_parser() -> ArgumentParser:
     source.add_argument("--images", metavar="DIR|FILE.npz", help="score these images instead of a checkpoint")
     p.add_argument("--metrics", help=f"comma-separated: {', '.join(METRICS)} (default fid,is; efficientnet-lite0: "
                                      f"fid,kid; swd: swd)")
-    p.add_argument("--num-samples", type=int, default=50_000, help="generated images (default 50000)")
+    p.add_argument("--num-samples", type=int, default=50_000, help="generated images (default 50000; --images scores all)")
     p.add_argument("--reference", metavar="DATASET|DIR|STATS.npz",
                    help="real images: a dataset name (with --data-root), an image folder, or a stats file")
     p.add_argument("--data-root", help="dataset folder for --reference DATASET")

@@ -95,19 +95,20 @@ METRICS: dict[str, Metric] = {
 }
 
 
-def parse_metrics(text: str | list[str], backbone: str) -> list[str]:
-    """Validate metric names (comma-separated or a list) for a backbone; raises a one-line ConfigError."""
+def parse_metrics(text: str | list[str], backbone: str, option: str = "--metrics") -> list[str]:
+    """Validate metric names (comma-separated or a list) for a backbone; raises a one-line ConfigError naming
+    `option`, where the names came from."""
     names = [n.strip() for n in (text.split(",") if isinstance(text, str) else text) if n.strip()]
     if not names:
-        raise ConfigError("--metrics: name at least one metric")
+        raise ConfigError(f"{option}: name at least one metric")
     if backbone not in BACKBONES:
-        raise ConfigError(f"--backbone: '{backbone}' is not one of {', '.join(BACKBONES)}")
+        raise ConfigError(f"backbone '{backbone}' is not one of {', '.join(BACKBONES)}")
     for name in names:
         if name not in METRICS:
-            raise ConfigError(f"--metrics: unknown metric '{name}'; choose from {', '.join(METRICS)}")
+            raise ConfigError(f"{option}: unknown metric '{name}'; choose from {', '.join(METRICS)}")
         if METRICS[name].extractor is None and backbone == "swd":
-            raise ConfigError(f"--metrics {name} needs a network backbone (inception or efficientnet-lite0), "
-                              f"not --backbone swd")
+            raise ConfigError(f"{option}: {name} needs a network backbone (inception or efficientnet-lite0), "
+                              f"not swd")
     return names
 
 
@@ -123,8 +124,9 @@ class Evaluator:
     """
 
     def __init__(self, metrics: list[str], backbone: str = "inception", device=None, inception_weights=None,
-                 vgg16_weights=None, resize: str = "tf1", batch_size: int = 64, progress: bool = True):
-        self.metrics = parse_metrics(metrics, backbone)
+                 vgg16_weights=None, resize: str = "tf1", batch_size: int = 64, progress: bool = True,
+                 option: str = "--metrics"):
+        self.metrics = parse_metrics(metrics, backbone, option)
         self.backbone = backbone
         self.batch_size, self.progress = batch_size, progress
         needed = {METRICS[name].extractor or backbone for name in self.metrics}

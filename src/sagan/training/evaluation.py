@@ -90,7 +90,7 @@ class PeriodicEvaluation:
         e = cfg.eval
         self.cfg = cfg
         self.evaluator = Evaluator(e.metrics, e.backbone, device, e.inception_weights, e.vgg16_weights,
-                                   batch_size=e.batch_size, progress=False)
+                                   batch_size=e.batch_size, progress=False, option="eval.metrics")
         self.reference = reference_stats(
             self.evaluator, e.reference or cfg.data.name, data_root=cfg.data.root, split=cfg.data.split,
             resolution=cfg.data.resolution, channels=cfg.data.channels, crop=cfg.data.crop,
