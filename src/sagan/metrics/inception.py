@@ -5,9 +5,9 @@ average pools that do not count padding in Mixed_5b-7b, a max pool in Mixed_7c).
 the published weight files (`pt_inception-2015-12-05-6726825d.pth`), so they load strictly.
 
 `InceptionFeatures` wraps it for feature extraction: uint8 images in, `pool3` / `logits` / `logits_unbiased` out,
-with the TTUR / torch-fidelity preprocessing (or clean-fid's). For speed it runs a prepared copy of the network:
-batch norm folded into the convolutions, the 1x1 convolutions that read the same block input merged into one,
-channels_last memory.
+with the TTUR / torch-fidelity preprocessing (or clean-fid's). For speed it runs the network prepared for inference:
+batch norm folded into the convolutions, the 1x1 convolutions that read the same block input merged into one, ReLU
+fused into the convolution, channels_last memory; the same function up to float rounding.
 """
 
 import contextlib
@@ -302,8 +302,9 @@ class InceptionFeatures(nn.Module):
     a state dict. `resize`: "tf1" (TTUR / torch-fidelity: TF1 bilinear, the default for comparable FID) or "clean"
     (clean-fid: PIL bicubic). `fast=False` runs the network as published (unfused, NCHW), for comparisons.
     `precision`: "fp32" (IEEE float32 even where TF32 or reduced-precision convolutions are switched on globally,
-    as the reference computes) or "bf16" (bfloat16 weights and activations: ~1.6x faster on CPUs with AVX512-BF16,
-    but pool3 moves by ~0.5%, so its scores are not comparable with published ones; `preprocessing` says so).
+    as the reference computes) or "bf16" (bfloat16 weights and activations: ~1.6-2x faster on CPUs with
+    AVX512-BF16, but pool3 moves by ~0.5% (measured with random weights), so its scores are not comparable with
+    published ones; `preprocessing` says so).
 
     Calling it on an N x C x H x W uint8 tensor (C = 3, or 1 for grey images) returns float32 tensors
     {"pool3": N x 2048, "logits": N x 1008, "logits_unbiased": N x 1008} on the module's device.
@@ -363,8 +364,9 @@ class InceptionFeatures(nn.Module):
 def _ieee_float32():
     """Float32 convolutions and matmuls in full precision for the duration (TF32 is on by default for cuDNN
     convolutions; a user may have allowed TF32 or bf16 elsewhere), restoring the global settings after."""
-    backends = [b for b in (torch.backends.cudnn.conv, torch.backends.cuda.matmul, torch.backends.mkldnn.conv,
-                            torch.backends.mkldnn.matmul) if hasattr(b, "fp32_precision")]
+    backends = [getattr(getattr(torch.backends, backend), op, None)
+                for backend, op in (("cudnn", "conv"), ("cuda", "matmul"), ("mkldnn", "conv"), ("mkldnn", "matmul"))]
+    backends = [b for b in backends if hasattr(b, "fp32_precision")]
     saved = [b.fp32_precision for b in backends]
     try:
         for b in backends:
@@ -380,5 +382,5 @@ def _state_digest(state: dict) -> str:
     h = hashlib.sha256()
     for key in sorted(state):
         h.update(key.encode())
-        h.update(state[key].detach().cpu().contiguous().numpy().tobytes())
+        h.update(state[key].detach().cpu().reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()[:16]
