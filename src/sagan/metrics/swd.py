@@ -17,7 +17,7 @@ MIN_RESOLUTION = 16
 MAX_IMAGES = 16384  # images per set, as ProGAN; more only costs memory (128 x 147 floats per image and level)
 
 # cv2.pyrDown's 5x5 binomial filter.
-_BINOMIAL = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0], dtype=torch.float64)
+_BINOMIAL = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0])
 _GAUSSIAN = torch.outer(_BINOMIAL, _BINOMIAL) / 256
 
 
@@ -52,7 +52,7 @@ class SWDDescriptors:
         levels = pyramid_levels(images.shape[-1])
         if not levels:
             raise ValueError(f"SWD needs images of at least {MIN_RESOLUTION}x{MIN_RESOLUTION}")
-        pyramid = laplacian_pyramid(images.double(), len(levels))
+        pyramid = laplacian_pyramid(images.float(), len(levels))
         return {f"level{res}": self._patches(level) for res, level in zip(levels, pyramid)}
 
     def _patches(self, level: torch.Tensor) -> np.ndarray:
@@ -66,7 +66,7 @@ class SWDDescriptors:
         rows = torch.from_numpy(y[:, None] + offsets)[:, :, None]
         cols = torch.from_numpy(x[:, None] + offsets)[:, None, :]
         patches = level[torch.from_numpy(image)[:, None, None], :, rows, cols]  # M x 7 x 7 x C
-        return patches.permute(0, 3, 1, 2).reshape(count, c * PATCH * PATCH).float().numpy()
+        return patches.permute(0, 3, 1, 2).reshape(count, c * PATCH * PATCH).numpy()
 
 
 def laplacian_pyramid(images: torch.Tensor, num_levels: int) -> list[torch.Tensor]:
@@ -101,21 +101,25 @@ def swd(desc_a: dict[str, np.ndarray], desc_b: dict[str, np.ndarray], seed: int 
 
 
 def sliced_wasserstein(a: np.ndarray, b: np.ndarray, rng: np.random.RandomState) -> float:
-    """Mean absolute difference of the sorted projections onto random unit directions."""
+    """Mean absolute difference of the sorted projections onto random unit directions (float32, as ProGAN)."""
+    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
     results = []
     for _ in range(DIRECTION_REPEATS):
         directions = rng.randn(a.shape[1], DIRECTIONS_PER_REPEAT)
         directions /= np.sqrt((directions**2).sum(axis=0, keepdims=True))
-        proj_a, proj_b = np.sort(a @ directions, axis=0), np.sort(b @ directions, axis=0)
-        results.append(np.abs(proj_a - proj_b).mean())
+        d = torch.from_numpy(directions.astype(np.float32))
+        # Sort each direction's projections; transposed so every sorted row is contiguous.
+        proj_a = np.sort((ta @ d).T.contiguous().numpy(), axis=1)
+        proj_b = np.sort((tb @ d).T.contiguous().numpy(), axis=1)
+        results.append(np.abs(proj_a - proj_b).mean(dtype=np.float64))
     return float(np.mean(results))
 
 
 def _normalise(desc: np.ndarray) -> np.ndarray:
-    """Zero mean, unit std per colour channel over all patches and pixels."""
+    """Zero mean, unit std per colour channel over all patches and pixels, as float32."""
     m = desc.reshape(len(desc), -1, PATCH * PATCH).astype(np.float64)
     m = (m - m.mean(axis=(0, 2), keepdims=True)) / m.std(axis=(0, 2), keepdims=True)
-    return m.reshape(len(desc), -1)
+    return m.reshape(len(desc), -1).astype(np.float32)
 
 
 def _equal_size(a: np.ndarray, b: np.ndarray, rng: np.random.RandomState) -> tuple[np.ndarray, np.ndarray]:
