@@ -260,8 +260,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
     batches = (generator_batches(G, total, args.seed, args.batch_size) if G is not None
                else array_batches(images, args.batch_size))
     results = evaluator(batches, total, reference)
+    width = max(map(len, results))
     for name, value in results.items():
-        print(f"{name:24s} {value:.6g}")
+        print(f"{name:{width}s}  {value:.6g}")
+    if args.backbone != "inception" or "swd" in results:
+        print("(fd_*, kid_* of other networks and swd are not comparable with published FID / KID)")
     record = {"step": step, "num_samples": total, "backbone": args.backbone, "reference": args.reference,
               "source": args.checkpoint or args.images} | results
     print(json.dumps(record))
