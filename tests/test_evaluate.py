@@ -112,7 +112,8 @@ def test_evaluate_images_with_swd_and_saved_stats(run_dir, tmp_path, capsys):
     assert "give --reference" in error_line(capsys)
 
 
-def test_training_evaluates_and_keeps_the_best_checkpoint(tmp_path):
+def test_training_evaluates_and_keeps_the_best_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.setenv("SAGAN_CACHE_DIR", str(tmp_path / "cache"))
     cfg = tiny_config(**{"eval.every": 2, "eval.metrics": "swd", "eval.backbone": "swd", "eval.num_samples": 16,
                          "eval.reference_samples": 16, "eval.batch_size": 8})
     run = tmp_path / "run"
@@ -124,6 +125,7 @@ def test_training_evaluates_and_keeps_the_best_checkpoint(tmp_path):
     state = torch.load(best, weights_only=True)
     assert state["eval"]["value"] == min(r["eval/swd"] for r in evals)
     assert load_generator(best).sample(2, seed=0).shape == (2, 32, 32, 3)
+    assert len(list((tmp_path / "cache").glob("swd-*.npz"))) == 1
 
 
 def test_bad_eval_config_fails_before_the_run_starts(tmp_path):
@@ -132,6 +134,9 @@ def test_bad_eval_config_fails_before_the_run_starts(tmp_path):
     with pytest.raises(ConfigError, match="eval.metrics: unknown metric 'fdi'"):
         train(tiny_config(**{"eval.every": 2, "eval.metrics": "fdi"}), tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
+    with pytest.raises(ConfigError, match="eval.best_metric: 'fid' is not a result of eval.metrics .*swd"):
+        train(tiny_config(**{"eval.every": 2, "eval.metrics": "swd", "eval.backbone": "swd",
+                             "eval.best_metric": "fid"}), tmp_path / "run", progress=False)
 
 
 def test_generator_batches_are_seeded_and_overlap_safely(run_dir):

@@ -33,10 +33,12 @@ HIGHER_IS_BETTER = ("is", "precision", "recall", "precision_inception", "recall_
 @dataclass(frozen=True)
 class Metric:
     """`extractor`: the network whose features it reads (None: the --backbone network); `compute(generated
-    features, reference stats or None, extractor name)` -> named values."""
+    features, reference stats or None, extractor name)` -> named values; `headlines`: its main result names (before
+    `_label` for backbone metrics), the ones that can pick the best checkpoint."""
 
     extractor: str | None
     compute: Callable[[Features, FeatureStats | None, str], dict[str, float]]
+    headlines: tuple[str, ...]
     needs_reference: bool = True
 
 
@@ -85,13 +87,13 @@ def ref_descriptors(ref: FeatureStats) -> Features:
 
 
 METRICS: dict[str, Metric] = {
-    "fid": Metric(None, _fid),  # Fréchet distance (FID with the inception backbone)
-    "kid": Metric(None, _kid),  # kernel distance, 100 subsets of 1000
-    "is": Metric("inception", _is, needs_reference=False),  # Inception Score, 10 splits
-    "pr": Metric("vgg16", _pr),  # precision / recall on VGG16 fc2, k = 3
-    "pr_inception": Metric("inception", _pr),  # precision / recall on Inception pool3
-    "dc": Metric("vgg16", _dc),  # density / coverage on VGG16 fc2, k = 5
-    "swd": Metric("swd", _swd),  # multi-scale sliced Wasserstein distance, no network
+    "fid": Metric(None, _fid, ("fid",)),  # Fréchet distance (FID with the inception backbone)
+    "kid": Metric(None, _kid, ("kid",)),  # kernel distance, 100 subsets of 1000
+    "is": Metric("inception", _is, ("is",), needs_reference=False),  # Inception Score, 10 splits
+    "pr": Metric("vgg16", _pr, ("precision", "recall")),  # precision / recall on VGG16 fc2, k = 3
+    "pr_inception": Metric("inception", _pr, ("precision_inception", "recall_inception")),  # ... on pool3
+    "dc": Metric("vgg16", _dc, ("density", "coverage")),  # density / coverage on VGG16 fc2, k = 5
+    "swd": Metric("swd", _swd, ("swd",)),  # multi-scale sliced Wasserstein distance, no network
 }
 
 
@@ -137,6 +139,11 @@ class Evaluator:
         """What must match between two feature sets of `extractor` before they are compared."""
         ex = self.extractors[extractor]
         return {"extractor": extractor, "weights_sha256": ex.weights_sha256, "preprocessing": ex.preprocessing}
+
+    def headlines(self) -> list[str]:
+        """The main result names of the metrics, in order (see `Metric.headlines`)."""
+        return [_label(h, self.backbone) if METRICS[name].extractor is None else h
+                for name in self.metrics for h in METRICS[name].headlines]
 
     @property
     def reference_extractors(self) -> list[str]:

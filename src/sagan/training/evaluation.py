@@ -91,6 +91,10 @@ class PeriodicEvaluation:
         self.cfg = cfg
         self.evaluator = Evaluator(e.metrics, e.backbone, device, e.inception_weights, e.vgg16_weights,
                                    batch_size=e.batch_size, progress=False, option="eval.metrics")
+        self.best_metric = e.best_metric or self.evaluator.headlines()[0]
+        if self.best_metric not in self.evaluator.headlines():
+            raise ConfigError(f"eval.best_metric: '{e.best_metric}' is not a result of eval.metrics "
+                              f"(choose from {', '.join(self.evaluator.headlines())})")
         self.reference = reference_stats(
             self.evaluator, e.reference or cfg.data.name, data_root=cfg.data.root, split=cfg.data.split,
             resolution=cfg.data.resolution, channels=cfg.data.channels, crop=cfg.data.crop,
@@ -104,9 +108,7 @@ class PeriodicEvaluation:
         e = self.cfg.eval
         results = self.evaluator(generator_batches(G, e.num_samples, self.cfg.train.seed, e.batch_size),
                                  e.num_samples, self.reference)
-        name = e.best_metric or next(iter(results))
-        if name not in results:
-            raise ConfigError(f"eval.best_metric: '{name}' is not among the results ({', '.join(results)})")
+        name = self.best_metric
         log.write({"step": step} | {f"eval/{k}": v for k, v in results.items()})
         value = results[name]
         sign = 1 if name in HIGHER_IS_BETTER else -1
