@@ -99,6 +99,9 @@ def test_evaluate_images_with_swd_and_saved_stats(run_dir, tmp_path, capsys):
                  "--no-progress"]) == 0
     record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert record["swd"] == 0 and record["swd_32"] == 0 and record["swd_16"] == 0
+    assert main(["evaluate", "--images", str(folder), "--backbone", "swd", "--reference", str(stats),
+                 "--no-progress"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["swd"] == 0
     # Statistics made another way are refused before any work, in one line.
     other = load_stats(stats)
     other["swd"].meta["preprocessing"] = "something-else"
