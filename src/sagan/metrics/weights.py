@@ -7,9 +7,9 @@ hub convention) before they are renamed into place, so the cache never holds a p
 """
 
 import hashlib
+import http.client
 import os
 import tempfile
-import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -69,7 +69,7 @@ def weights_file(url: str | list[str], sha256_prefix: str, filename: str | list[
         try:
             _download(u, cached, sha256_prefix)
             return cached
-        except (urllib.error.URLError, OSError, TimeoutError) as e:
+        except (OSError, http.client.HTTPException) as e:  # URLError and timeouts are OSErrors
             errors.append(f"{u}: {getattr(e, 'reason', e)}")
     where = f"pass {option} PATH, " if option else ""
     env = f"set {env_var}=PATH, " if env_var else ""
