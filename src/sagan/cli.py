@@ -125,6 +125,9 @@ def build_parser() -> ArgumentParser:
                                                            "the torch hub cache or a download)")
     p.add_argument("--resize", choices=["tf1", "clean"], default="tf1",
                    help="Inception preprocessing: tf1 (TTUR / torch-fidelity, default) or clean (clean-fid)")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                   help="Inception arithmetic: fp32 (default, comparable) or bf16 (faster; recorded in the stats, "
+                        "not comparable with published FID)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0, help="seed of the generated latents")
@@ -243,7 +246,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         if resolution is None:
             raise ConfigError("--save-stats without --checkpoint or --images needs --resolution")
     evaluator = Evaluator(metrics, args.backbone, device, args.inception_weights, args.vgg16_weights, args.resize,
-                          args.batch_size, progress=not args.no_progress)
+                          args.batch_size, progress=not args.no_progress, precision=args.precision)
     reference = {}
     if evaluator.reference_extractors:
         if not args.reference:
@@ -265,8 +268,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
         print(f"{name:{width}s}  {value:.6g}")
     if args.backbone != "inception" or "swd" in results:
         print("(fd_*, kid_* of other networks and swd are not comparable with published FID / KID)")
-    record = {"step": step, "num_samples": total, "backbone": args.backbone, "reference": args.reference,
-              "source": args.checkpoint or args.images} | results
+    if args.precision != "fp32":
+        print(f"(Inception in {args.precision}: not comparable with published FID / IS / KID)")
+    record = {"step": step, "num_samples": total, "backbone": args.backbone, "precision": args.precision,
+              "reference": args.reference, "source": args.checkpoint or args.images} | results
     print(json.dumps(record))
     run_dir = _run_dir(args.checkpoint) if args.checkpoint else None
     if run_dir is not None:

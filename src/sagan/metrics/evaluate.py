@@ -122,17 +122,18 @@ class Evaluator:
     """Scores images with `metrics` (names of METRICS); networks are built once, on `device`.
 
     `inception_weights` / `vgg16_weights`: weight file paths (None: environment variable, torch hub cache, or a
-    download; see `weights.fetch_weights`). `resize`: the Inception preprocessing, "tf1" or "clean".
+    download; see `weights.fetch_weights`). `resize`: the Inception preprocessing, "tf1" or "clean";
+    `precision`: the Inception arithmetic, "fp32" (comparable) or "bf16" (faster, labelled, not comparable).
     """
 
     def __init__(self, metrics: list[str], backbone: str = "inception", device=None, inception_weights=None,
                  vgg16_weights=None, resize: str = "tf1", batch_size: int = 64, progress: bool = True,
-                 option: str = "--metrics"):
+                 option: str = "--metrics", precision: str = "fp32"):
         self.metrics = parse_metrics(metrics, backbone, option)
         self.backbone = backbone
         self.batch_size, self.progress = batch_size, progress
         needed = {METRICS[name].extractor or backbone for name in self.metrics}
-        self.extractors = {name: _build_extractor(name, device, inception_weights, vgg16_weights, resize)
+        self.extractors = {name: _build_extractor(name, device, inception_weights, vgg16_weights, resize, precision)
                            for name in sorted(needed)}
 
     def identity(self, extractor: str) -> dict:
@@ -265,11 +266,11 @@ def array_batches(images: np.ndarray, batch_size: int = 64) -> Iterator[torch.Te
         yield torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size])).permute(0, 3, 1, 2)
 
 
-def _build_extractor(name: str, device, inception_weights, vgg16_weights, resize: str):
+def _build_extractor(name: str, device, inception_weights, vgg16_weights, resize: str, precision: str):
     if name == "inception":
         from .inception import InceptionFeatures
 
-        return InceptionFeatures(inception_weights, resize=resize, device=device)
+        return InceptionFeatures(inception_weights, resize=resize, device=device, precision=precision)
     if name == "vgg16":
         from .vgg import VGG16Features
 
