@@ -64,16 +64,16 @@ def weights_file(url: str | list[str], sha256_prefix: str, filename: str | list[
                                 f"{what} are damaged, delete the file to download it again")
             return cached
     cached = checkpoints / names[0]
-    errors = []
+    reasons = []
     for u in urls:
         try:
             _download(u, cached, sha256_prefix)
             return cached
         except (OSError, http.client.HTTPException) as e:  # URLError and timeouts are OSErrors
-            errors.append(f"{u}: {getattr(e, 'reason', e)}")
+            reasons.append(str(getattr(e, "reason", e)))
     where = f"pass {option} PATH, " if option else ""
     env = f"set {env_var}=PATH, " if env_var else ""
-    raise MissingPathError(f"{what} not found and the download failed ({errors[0] if errors else 'no URL'}); "
+    raise MissingPathError(f"{what} not found and could not be downloaded ({reasons[0] if reasons else 'no URL'}); "
                            f"get {urls[0]} and {where}{env}or put it at {cached}")
 
 
