@@ -85,11 +85,12 @@ def test_features_match_torch_fidelity(reference_model, size):
 
 @needs_fixtures
 def test_reference_path_matches_torch_fidelity_exactly():
-    """fast=False is the reference computation itself: same operations, same order, same bits (on the same CPU)."""
+    """fast=False is the reference computation itself: same operations in the same order, equal to the last bit on
+    the CPU the fixture was made on (1e-5 leaves room for another CPU's convolution kernels)."""
     images = nchw(np.load(FIXTURES / "images_32.npy"))[:4]
     out = InceptionFeatures(FIXTURES / "fid_inception_random_seed0.pth", fast=False)(images)
     torch.testing.assert_close(out["pool3"], torch.from_numpy(np.load(FIXTURES / "ref_32_pool3.npy"))[:4],
-                               atol=1e-6, rtol=1e-6)
+                               atol=1e-5, rtol=1e-5)
 
 
 @needs_fixtures
