@@ -106,7 +106,8 @@ def test_evaluate_images_with_swd_and_saved_stats(run_dir, tmp_path, capsys):
     other = load_stats(stats)
     other["swd"].meta["preprocessing"] = "something-else"
     save_stats(tmp_path / "other.npz", other)
-    assert main(["evaluate", "--images", str(npz), "--backbone", "swd", "--reference", str(tmp_path / "other.npz")]) == 2
+    assert main(["evaluate", "--images", str(npz), "--backbone", "swd", "--reference",
+                 str(tmp_path / "other.npz")]) == 2
     assert "reference statistics have preprocessing 'something-else'" in error_line(capsys)
     assert main(["evaluate", "--images", str(npz), "--metrics", "fid", "--backbone", "swd",
                  "--reference", str(stats)]) == 2

@@ -107,7 +107,8 @@ def build_parser() -> ArgumentParser:
     source.add_argument("--images", metavar="DIR|FILE.npz", help="score these images instead of a checkpoint")
     p.add_argument("--metrics", help=f"comma-separated: {', '.join(METRICS)} (default fid,is; efficientnet-lite0: "
                                      f"fid,kid; swd: swd)")
-    p.add_argument("--num-samples", type=int, default=50_000, help="generated images (default 50000; --images scores all)")
+    p.add_argument("--num-samples", type=int, default=50_000,
+                   help="generated images (default 50000; --images scores all)")
     p.add_argument("--reference", metavar="DATASET|DIR|STATS.npz",
                    help="real images: a dataset name (with --data-root), an image folder, or a stats file")
     p.add_argument("--data-root", help="dataset folder for --reference DATASET")
@@ -119,10 +120,10 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--backbone", choices=BACKBONES, default="inception",
                    help="network for fid / kid; efficientnet-lite0 and swd work offline, their numbers are not "
                         "comparable with published FID")
-    p.add_argument("--inception-weights", metavar="PATH", help="FID Inception weight file (else "
-                                                               "$SAGAN_INCEPTION_WEIGHTS, the torch hub cache or a download)")
-    p.add_argument("--vgg16-weights", metavar="PATH", help="VGG16 weight file for pr / dc (else $SAGAN_VGG16_WEIGHTS, "
-                                                           "the torch hub cache or a download)")
+    p.add_argument("--inception-weights", metavar="PATH",
+                   help="FID Inception weight file (else $SAGAN_INCEPTION_WEIGHTS, the torch hub cache or a download)")
+    p.add_argument("--vgg16-weights", metavar="PATH",
+                   help="VGG16 weight file for pr / dc (else $SAGAN_VGG16_WEIGHTS, the torch hub cache or a download)")
     p.add_argument("--resize", choices=["tf1", "clean"], default="tf1",
                    help="Inception preprocessing: tf1 (TTUR / torch-fidelity, default) or clean (clean-fid)")
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",

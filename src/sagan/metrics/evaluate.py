@@ -33,11 +33,11 @@ HIGHER_IS_BETTER = ("is", "precision", "recall", "precision_inception", "recall_
 @dataclass(frozen=True)
 class Metric:
     """`extractor`: the network whose features it reads (None: the --backbone network); `compute(generated
-    features, reference stats or None, extractor name)` -> named values; `headlines`: its main result names (before
-    `_label` for backbone metrics), the ones that can pick the best checkpoint."""
+    features, reference stats or None, extractor name, device)` -> named values; `headlines`: its main result
+    names (before `_label` for backbone metrics), the ones that can pick the best checkpoint."""
 
     extractor: str | None
-    compute: Callable[[Features, FeatureStats | None, str], dict[str, float]]
+    compute: Callable[[Features, FeatureStats | None, str, torch.device | None], dict[str, float]]
     headlines: tuple[str, ...]
     needs_reference: bool = True
 
@@ -49,12 +49,12 @@ def _label(metric: str, extractor: str) -> str:
     return f"{'fd' if metric == 'fid' else metric}_{extractor.replace('-', '_')}"
 
 
-def _fid(gen: Features, ref: FeatureStats, extractor: str) -> dict[str, float]:
+def _fid(gen: Features, ref: FeatureStats, extractor: str, device) -> dict[str, float]:
     feature = FRECHET_FEATURE[extractor]
     return {_label("fid", extractor): fid(gen[feature], ref.gaussian(feature))}
 
 
-def _kid(gen: Features, ref: FeatureStats, extractor: str) -> dict[str, float]:
+def _kid(gen: Features, ref: FeatureStats, extractor: str, device) -> dict[str, float]:
     feature = FRECHET_FEATURE[extractor]
     x, y = gen[feature], ref.features(feature)
     mean, std = kid(x, y, subsets=KID_SUBSETS, subset_size=min(KID_SUBSET_SIZE, len(x), len(y)))
@@ -62,23 +62,23 @@ def _kid(gen: Features, ref: FeatureStats, extractor: str) -> dict[str, float]:
     return {name: mean, f"{name}_std": std}
 
 
-def _is(gen: Features, ref: None, extractor: str) -> dict[str, float]:
+def _is(gen: Features, ref: None, extractor: str, device) -> dict[str, float]:
     mean, std = inception_score(gen["logits_unbiased"], splits=min(IS_SPLITS, len(gen["logits_unbiased"])))
     return {"is": mean, "is_std": std}
 
 
-def _pr(gen: Features, ref: FeatureStats, extractor: str) -> dict[str, float]:
+def _pr(gen: Features, ref: FeatureStats, extractor: str, device) -> dict[str, float]:
     feature, suffix = ("fc2", "") if extractor == "vgg16" else ("pool3", "_inception")
-    precision, recall = precision_recall(ref.features(feature), gen[feature])
+    precision, recall = precision_recall(ref.features(feature), gen[feature], device=device)
     return {f"precision{suffix}": precision, f"recall{suffix}": recall}
 
 
-def _dc(gen: Features, ref: FeatureStats, extractor: str) -> dict[str, float]:
-    density, coverage = density_coverage(ref.features("fc2"), gen["fc2"])
+def _dc(gen: Features, ref: FeatureStats, extractor: str, device) -> dict[str, float]:
+    density, coverage = density_coverage(ref.features("fc2"), gen["fc2"], device=device)
     return {"density": density, "coverage": coverage}
 
 
-def _swd(gen: Features, ref: FeatureStats, extractor: str) -> dict[str, float]:
+def _swd(gen: Features, ref: FeatureStats, extractor: str, device) -> dict[str, float]:
     return swd(ref_descriptors(ref), gen)
 
 
@@ -132,6 +132,7 @@ class Evaluator:
         self.metrics = parse_metrics(metrics, backbone, option)
         self.backbone = backbone
         self.batch_size, self.progress = batch_size, progress
+        self.device = torch.device(device) if device is not None else None
         needed = {METRICS[name].extractor or backbone for name in self.metrics}
         self.extractors = {name: _build_extractor(name, device, inception_weights, vgg16_weights, resize, precision)
                            for name in sorted(needed)}
@@ -210,7 +211,7 @@ class Evaluator:
         for name in self.metrics:
             extractor = METRICS[name].extractor or self.backbone
             ref = reference[extractor] if METRICS[name].needs_reference else None
-            results |= METRICS[name].compute(features[extractor], ref, extractor)
+            results |= METRICS[name].compute(features[extractor], ref, extractor, self.device)
         return results
 
     def __call__(self, batches: Iterable[torch.Tensor], total: int,

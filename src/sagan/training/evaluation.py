@@ -18,7 +18,7 @@ from ..data.transforms import load_image
 from ..config import Config
 from ..errors import ConfigError, DataError, MissingPathError
 from ..files import atomic_write_bytes
-from ..metrics.evaluate import HIGHER_IS_BETTER, Evaluator, array_batches, generator_batches
+from ..metrics.evaluate import HIGHER_IS_BETTER, Evaluator, generator_batches
 from ..metrics.stats import FeatureStats, default_cache_dir, load_stats
 from . import checkpoint
 from .runlog import RunLog
