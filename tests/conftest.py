@@ -11,7 +11,7 @@ needs_shared_data = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs .
 
 @pytest.fixture(autouse=True)
 def dataset_cache_dir(tmp_path_factory, monkeypatch):
-    """Automatic dataset caches (data.cache=auto) go to a fresh temporary folder, never to the user's ~/.cache."""
+    """Automatic caches (datasets, reference statistics) go to a fresh temporary folder, never to ~/.cache."""
     folder = tmp_path_factory.mktemp("sagan-cache")
     monkeypatch.setenv("SAGAN_CACHE", str(folder))
     return folder / "datasets"

@@ -19,7 +19,10 @@ from .data import download
 from .errors import ConfigError, UserError
 from .files import atomic_write_bytes
 from .images import save_png
-from .training import checkpoint, distributed, load_generator, train
+from .metrics.evaluate import (BACKBONES, METRICS, Evaluator, array_batches, default_metrics, generator_batches,
+                               parse_metrics)
+from .metrics.stats import save_stats
+from .training import checkpoint, distributed, evaluation, load_generator, train
 from .training.runtime import resolve_device
 from .viz import attention, curves, interpolate, sheets
 from .viz.report import write_report
@@ -177,6 +180,42 @@ def build_parser() -> ArgumentParser:
     p = commands.add_parser("report", help="write RUN/report.html, a page to explore the run in a browser")
     p.add_argument("run_dir", metavar="RUN", help="run directory")
     p.set_defaults(run=run_report)
+
+    p = commands.add_parser("evaluate", help="score a checkpoint or images: FID, IS, KID, precision/recall, SWD")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--checkpoint", metavar="RUN|FILE", help="run directory or checkpoint file to sample from")
+    source.add_argument("--images", metavar="DIR|FILE.npz", help="score these images instead of a checkpoint")
+    p.add_argument("--metrics", help=f"comma-separated: {', '.join(METRICS)} (default fid,is; efficientnet-lite0: "
+                                     f"fid,kid; swd: swd)")
+    p.add_argument("--num-samples", type=int, default=50_000,
+                   help="generated images (default 50000; --images scores all)")
+    p.add_argument("--reference", metavar="DATASET|DIR|STATS.npz",
+                   help="real images: a dataset name (with --data-root), an image folder, or a stats file")
+    p.add_argument("--data-root", help="dataset folder for --reference DATASET")
+    p.add_argument("--reference-samples", type=int, default=0,
+                   help="real images for the statistics, a seeded random subset (default 0: all)")
+    p.add_argument("--split", default="train", help="dataset split of --reference (default train)")
+    p.add_argument("--crop", type=int, default=0, help="center-crop size before resizing (0: dataset default)")
+    p.add_argument("--resolution", type=int, help="image size of the reference (default: the generator's / images')")
+    p.add_argument("--backbone", choices=BACKBONES, default="inception",
+                   help="network for fid / kid; efficientnet-lite0 and swd work offline, their numbers are not "
+                        "comparable with published FID")
+    p.add_argument("--inception-weights", metavar="PATH",
+                   help="FID Inception weight file (else $SAGAN_INCEPTION_WEIGHTS, the torch hub cache or a download)")
+    p.add_argument("--vgg16-weights", metavar="PATH",
+                   help="VGG16 weight file for pr / dc (else $SAGAN_VGG16_WEIGHTS, the torch hub cache or a download)")
+    p.add_argument("--resize", choices=["tf1", "clean"], default="tf1",
+                   help="Inception preprocessing: tf1 (TTUR / torch-fidelity, default) or clean (clean-fid)")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                   help="Inception arithmetic: fp32 (default, comparable) or bf16 (faster; recorded in the stats, "
+                        "not comparable with published FID)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=0, help="seed of the generated latents")
+    p.add_argument("--save-stats", metavar="FILE.npz", help="also write the reference statistics to this file")
+    p.add_argument("--cache-dir", help="reference statistics cache (default $SAGAN_CACHE/stats or ~/.cache/sagan/stats)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    p.set_defaults(run=run_evaluate)
 
     p = commands.add_parser("presets", help="list the presets")
     p.set_defaults(run=run_presets)
@@ -461,6 +500,60 @@ def run_data_prepare(args: argparse.Namespace) -> int:
     use = f"--set data.cache={cache.path}" if out else "data.cache=auto (the default)"
     print(f"sagan: {cache.path} {state}: {len(cache)} images of {d.resolution}x{d.resolution}x{d.channels}, "
           f"{cache.path.stat().st_size / 1e6:.1f} MB; sagan train with the same data options reads it with {use}")
+    return 0
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    if not (args.checkpoint or args.images or args.save_stats):
+        raise ConfigError("evaluate needs --checkpoint RUN or --images DIR|FILE.npz (or --save-stats FILE)")
+    if args.num_samples <= 0 or args.batch_size <= 0:
+        raise ConfigError("--num-samples and --batch-size must be positive")
+    device = resolve_device(args.device)
+    metrics = parse_metrics(args.metrics or default_metrics(args.backbone), args.backbone)
+    G, images, step = None, None, None
+    if args.checkpoint:
+        step = checkpoint.load(args.checkpoint)["step"]
+        G = load_generator(args.checkpoint, device)
+        resolution, channels, total = G.resolution, G.channels, args.num_samples
+    elif args.images:
+        images = evaluation.load_images(args.images)
+        resolution, channels, total = images.shape[1], images.shape[-1], len(images)
+    else:
+        resolution, channels = args.resolution, 3
+        if resolution is None:
+            raise ConfigError("--save-stats without --checkpoint or --images needs --resolution")
+    evaluator = Evaluator(metrics, args.backbone, device, args.inception_weights, args.vgg16_weights, args.resize,
+                          args.batch_size, progress=not args.no_progress, precision=args.precision)
+    reference = {}
+    if evaluator.reference_extractors:
+        if not args.reference:
+            raise ConfigError(f"--metrics {','.join(metrics)} compare with real images: give --reference")
+        reference = evaluation.reference_stats(
+            evaluator, args.reference, data_root=args.data_root, split=args.split,
+            resolution=args.resolution or resolution, channels=channels, crop=args.crop,
+            max_images=args.reference_samples, batch_size=args.batch_size, cache_dir=args.cache_dir)
+    if args.save_stats:
+        save_stats(args.save_stats, reference)
+        print(f"sagan: wrote reference statistics ({', '.join(reference) or 'none needed'}) to {args.save_stats}")
+    if G is None and images is None:
+        return 0
+    batches = (generator_batches(G, total, args.seed, args.batch_size) if G is not None
+               else array_batches(images, args.batch_size))
+    results = evaluator(batches, total, reference)
+    width = max(map(len, results))
+    for name, value in results.items():
+        print(f"{name:{width}s}  {value:.6g}")
+    if args.backbone != "inception" or "swd" in results:
+        print("(fd_*, kid_* of other networks and swd are not comparable with published FID / KID)")
+    if args.precision != "fp32":
+        print(f"(Inception in {args.precision}: not comparable with published FID / IS / KID)")
+    record = {"step": step, "num_samples": total, "backbone": args.backbone, "precision": args.precision,
+              "reference": args.reference, "source": args.checkpoint or args.images} | results
+    print(json.dumps(record))
+    run_dir = checkpoints.run_dir(args.checkpoint) if args.checkpoint else None
+    if run_dir is not None and (run_dir / "config.yaml").is_file():
+        with open(run_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps({"step": step} | {f"eval/{k}": v for k, v in results.items()}
+                               | {"eval/num_samples": total}) + "\n")
     return 0
 
 

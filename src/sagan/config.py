@@ -91,11 +91,26 @@ class TrainConfig:
 
 
 @dataclass
+class EvalConfig:
+    every: int = 0  # G steps between evaluations of the EMA generator (0 = off)
+    num_samples: int = 10_000  # generated images per evaluation
+    metrics: list[str] = field(default_factory=lambda: ["fid"])  # fid, kid, is, pr, pr_inception, dc, swd
+    reference: str | None = None  # dataset name, image folder or stats .npz (none: the training data)
+    reference_samples: int = 0  # real images for the reference statistics, a seeded random subset (0 = all)
+    backbone: str = "inception"  # network for fid / kid: inception | efficientnet-lite0 | swd
+    inception_weights: str | None = None  # FID Inception weight file (none: $SAGAN_INCEPTION_WEIGHTS or download)
+    vgg16_weights: str | None = None  # VGG16 weight file for pr / dc (none: $SAGAN_VGG16_WEIGHTS or download)
+    best_metric: str = ""  # result that picks checkpoints/best.pt, e.g. fid or is ("" = the first metric's)
+    batch_size: int = 64
+
+
+@dataclass
 class Config:
     preset: str = ""  # the preset this config started from
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -145,6 +160,7 @@ CHOICES = {
     "train.loss": ("hinge", "bce", "wgan-gp"),
     "train.lr_schedule": ("constant", "linear", "exponential"),
     "train.amp": ("none", "bf16", "fp16"),
+    "eval.backbone": ("inception", "efficientnet-lite0", "swd"),
 }
 
 
@@ -242,12 +258,14 @@ def validate(cfg: Config) -> None:
     if cfg.data.channels not in (1, 3):
         raise ConfigError(f"data.channels: {cfg.data.channels} must be 1 (grayscale) or 3 (RGB)")
     positive = ["model.z_dim", "model.g_channels", "model.d_channels", "train.steps", "train.batch_size",
-                "train.n_dis", "train.log_every", "train.sample_every", "train.checkpoint_every", "train.num_samples"]
+                "train.n_dis", "train.log_every", "train.sample_every", "train.checkpoint_every", "train.num_samples",
+                "eval.num_samples", "eval.batch_size"]
     for key in positive:
         if get_value(cfg, key) <= 0:
             raise ConfigError(f"{key}: must be positive, got {get_value(cfg, key)}")
     for key in ["model.num_classes", "data.crop", "data.workers", "train.keep_checkpoints", "train.ema_start",
-                "train.gp_weight", "train.r1_weight", "train.clip_grad_norm", "train.weight_decay"]:
+                "train.gp_weight", "train.r1_weight", "train.clip_grad_norm", "train.weight_decay", "eval.every",
+                "eval.reference_samples"]:
         if get_value(cfg, key) < 0:
             raise ConfigError(f"{key}: must not be negative, got {get_value(cfg, key)}")
     for key in ["train.lr_g", "train.lr_d"]:
@@ -283,7 +301,8 @@ def _flatten(values: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
 def _coerce(value: Any, field_type: Any, key: str, source: str) -> Any:
     """Convert `value` (typed, from YAML, or a string from the command line) to `field_type`."""
     expected = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
-                list[int]: "a list of integers like [16,32]", str | None: "a string or none"}[field_type]
+                list[int]: "a list of integers like [16,32]", list[str]: "a list of names like [fid,is]",
+                str | None: "a string or none"}[field_type]
     fail = ConfigError(f"{source}: {key} expects {expected}, got '{value}'")
     text = value.strip() if isinstance(value, str) else None
     if isinstance(field_type, types.UnionType):  # str | None
@@ -308,14 +327,14 @@ def _coerce(value: Any, field_type: Any, key: str, source: str) -> Any:
             return float(value)
         except ValueError:
             raise fail from None
-    if field_type == list[int]:
+    if field_type in (list[int], list[str]):
         if text is not None:
             text = text.strip("[]() ")
             value = [part for part in text.replace(",", " ").split()] if text else []
         if not isinstance(value, (list, tuple)):
             raise fail
         try:
-            return [_coerce(v, int, key, source) for v in value]
+            return [_coerce(v, typing.get_args(field_type)[0], key, source) for v in value]
         except ConfigError:
             raise fail from None
     if not isinstance(value, str):

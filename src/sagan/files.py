@@ -1,4 +1,4 @@
-"""Atomic file writes: a reader never sees a half-written file, even if the writer is killed."""
+"""Atomic file writes (a reader never sees a half-written file, even if the writer is killed) and the cache folder."""
 
 import os
 import tempfile
@@ -40,3 +40,13 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def cache_dir(kind: str) -> Path:
+    """The folder of automatic caches of `kind` (datasets, stats): $SAGAN_CACHE/KIND, else
+    $XDG_CACHE_HOME/sagan/KIND, else ~/.cache/sagan/KIND."""
+    if os.environ.get("SAGAN_CACHE"):
+        root = Path(os.environ["SAGAN_CACHE"])
+    else:
+        root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sagan"
+    return root.expanduser() / kind

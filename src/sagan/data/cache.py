@@ -27,7 +27,7 @@ import PIL
 from tqdm import tqdm
 
 from ..errors import DataError
-from ..files import atomic_writer
+from ..files import atomic_writer, cache_dir
 from .arrays import ArrayDataset
 from .image_files import MAX_CONSECUTIVE_BAD, ImageFileDataset
 from .transforms import PREPROCESSING_VERSION, BadImageError
@@ -40,20 +40,10 @@ _CHUNK = 64  # images per task of a decoding process
 log = logging.getLogger("sagan.data")
 
 
-def cache_dir() -> Path:
-    """Where automatic caches go: $SAGAN_CACHE/datasets, else $XDG_CACHE_HOME/sagan/datasets, else
-    ~/.cache/sagan/datasets."""
-    if os.environ.get("SAGAN_CACHE"):
-        root = Path(os.environ["SAGAN_CACHE"])
-    else:
-        root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sagan"
-    return root.expanduser() / "datasets"
-
-
 def cache_path(options: dict[str, Any], location: str | os.PathLike = "auto") -> Path:
     """The cache file for a dataset described by `options`: `location` itself when it names a .npy file, otherwise
-    a file named after the options in the folder `location` ('auto': `cache_dir()`)."""
-    location = Path(cache_dir() if str(location) == "auto" else location).expanduser()
+    a file named after the options in the folder `location` ('auto': `cache_dir("datasets")`)."""
+    location = Path(cache_dir("datasets") if str(location) == "auto" else location).expanduser()
     if location.suffix == ".npy":
         return location
     digest = hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:16]

@@ -44,6 +44,12 @@ class RunLog:
         record.update(zip(self.sums, means.tolist()))
         record["steps_per_s"] = self.count / max(now - self.interval_start, 1e-9)
         record.update(extra)
+        self.write(record)
+        self.sums, self.count, self.interval_start = {}, 0, now
+        return record
+
+    def write(self, record: dict[str, float]) -> None:
+        """Append one record (with its "step") to metrics.jsonl, train.log and TensorBoard (rank 0 only)."""
         if self.writes:
             with open(self.metrics_path, "a") as f:
                 f.write(json.dumps(record) + "\n")
@@ -51,9 +57,7 @@ class RunLog:
         if self.tensorboard is not None:
             for key, value in record.items():
                 if key != "step":
-                    self.tensorboard.add_scalar(key, value, step)
-        self.sums, self.count, self.interval_start = {}, 0, now
-        return record
+                    self.tensorboard.add_scalar(key, value, record["step"])
 
     def close(self) -> None:
         self.logger.removeHandler(self.handler)

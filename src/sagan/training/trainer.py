@@ -1,4 +1,5 @@
-"""The training loop, readable top to bottom: data -> D step(s) -> G step -> EMA -> log -> samples -> checkpoint."""
+"""The training loop, readable top to bottom: data -> D step(s) -> G step -> EMA -> log -> samples -> evaluation ->
+checkpoint."""
 
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +14,7 @@ from ..files import atomic_write_text
 from ..images import make_grid, save_png
 from . import checkpoint, distributed
 from .batches import batch_loader
+from .evaluation import PeriodicEvaluation
 from .gan import GANTraining
 from .runlog import RunLog
 from .runtime import capture_rng, check_amp, restore_rng, seed_everything
@@ -36,6 +38,10 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
     dataset = load_training_set(cfg, progress)
     batches_per_epoch = len(dataset) // t.batch_size
     local_batch = distributed.local_batch(t.batch_size)
+
+    # Evaluation networks and reference statistics, before seeding, so they leave the training RNG alone. Under
+    # torchrun rank 0 evaluates while the other processes wait for it at their next gradient all-reduce.
+    evaluation = PeriodicEvaluation(cfg, run_dir, device) if cfg.eval.every and distributed.is_main() else None
 
     # Build the networks and optimisers; seeded, so the recorded config reproduces the run.
     seed_everything(t.seed)
@@ -110,6 +116,9 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
                 path = run_dir / "samples" / f"{checkpoint.step_name(step)}.png"
                 images = gan.G_ema.sample(t.num_samples, seed=t.seed, labels=sample_labels, batch_size=t.num_samples)
                 save_png(make_grid(images, nrow), path)
+            if evaluation is not None and (step % cfg.eval.every == 0 or last):
+                evaluation(step, gan.G_ema, log, {"generator_ema": gan.G_ema.state_dict(), "step": step,
+                                                  "config": to_dict(cfg)})
             if step % t.checkpoint_every == 0 or last:
                 path = save_checkpoint()
                 if main:
