@@ -8,6 +8,19 @@ import pytest
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 needs_shared_data = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs ../shared/data")
 
+# `sagan train` arguments of a run that takes a few seconds on the CPU.
+TINY = ["--steps", "2", "--batch-size", "8", "--device", "cpu", "--no-progress", "--set", "model.g_channels=16",
+        "--set", "model.d_channels=16", "--set", "train.num_samples=4"]
+
+
+def error_line(capsys) -> str:
+    """The one line a user mistake printed to stderr (and no traceback)."""
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    return lines[0]
+
 
 @pytest.fixture(autouse=True)
 def dataset_cache_dir(tmp_path_factory, monkeypatch):

@@ -27,8 +27,10 @@ EXPECTED = np.rint(GRADIENT / 257).astype(np.uint8)  # 16 bits scaled to 8, not 
 def png_rgb16(path: Path, pixels: np.ndarray) -> None:
     """A 48-bit RGB PNG (Pillow cannot write one): uint16 H x W x 3 pixels, big-endian samples."""
     height, width, _ = pixels.shape
-    chunk = lambda kind, data: (struct.pack(">I", len(data)) + kind + data
-                                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
     rows = b"".join(b"\0" + row.astype(">u2").tobytes() for row in pixels)
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0))
                      + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))

@@ -6,20 +6,10 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import TINY, error_line
 from PIL import Image
 
 from sagan.cli import main
-
-TINY = ["--steps", "2", "--batch-size", "8", "--device", "cpu", "--no-progress", "--set", "model.g_channels=16",
-        "--set", "model.d_channels=16", "--set", "train.num_samples=4"]
-
-
-def error_line(capsys) -> str:
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

@@ -6,25 +6,13 @@ import urllib.error
 import numpy as np
 import pytest
 import torch
+from conftest import TINY, error_line, tiny_config
 
 from sagan import load_generator
 from sagan.cli import main
 from sagan.metrics.evaluate import Evaluator, array_batches, generator_batches
 from sagan.metrics.stats import load_stats, save_stats
 from sagan.training import train
-
-from conftest import tiny_config
-
-TINY = ["--steps", "2", "--batch-size", "8", "--device", "cpu", "--no-progress", "--set", "model.g_channels=16",
-        "--set", "model.d_channels=16", "--set", "train.num_samples=4"]
-
-
-def error_line(capsys) -> str:
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

@@ -8,11 +8,10 @@ import shutil
 import sys
 
 import pytest
+from conftest import tiny_config
 
 from sagan.cli import main
 from sagan.viz.report import write_report
-
-from conftest import tiny_config
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 try:

@@ -213,7 +213,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0, help="seed of the generated latents")
     p.add_argument("--save-stats", metavar="FILE.npz", help="also write the reference statistics to this file")
-    p.add_argument("--cache-dir", help="reference statistics cache (default $SAGAN_CACHE/stats or ~/.cache/sagan/stats)")
+    p.add_argument("--cache-dir",
+                   help="reference statistics cache (default $SAGAN_CACHE/stats or ~/.cache/sagan/stats)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     p.set_defaults(run=run_evaluate)
 

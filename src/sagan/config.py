@@ -210,7 +210,8 @@ def set_value(cfg: Config, key: str, value: Any, source: str = "--set") -> None:
                 raise ConfigError(f"{source}: '{'.'.join(parts[: i + 1])}' has no sub-keys")
     field_type = typing.get_type_hints(type(node))[parts[-1]]
     if dataclasses.is_dataclass(field_type):
-        raise ConfigError(f"{source}: '{key}' is a section; set one of its keys, e.g. {key}.{dataclasses.fields(field_type)[0].name}")
+        example = dataclasses.fields(field_type)[0].name
+        raise ConfigError(f"{source}: '{key}' is a section; set one of its keys, e.g. {key}.{example}")
     setattr(node, parts[-1], _coerce(value, field_type, key, source))
 
 

@@ -7,10 +7,10 @@ Optional extra `sagan[efficientnet]`: `efficientnet-lite-pytorch` (architecture)
 """
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..errors import UserError
+from .preprocess import resize_antialiased
 from .weights import sha256_of
 
 INPUT_SIZE = 224
@@ -39,8 +39,5 @@ class EfficientNetLite0Features(nn.Module):
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         with torch.inference_mode():
-            x = images.to(self.device).float().expand(-1, 3, -1, -1)
-            if x.shape[-2:] != (INPUT_SIZE, INPUT_SIZE):
-                x = F.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False,
-                                  antialias=True)
+            x = resize_antialiased(images, INPUT_SIZE, self.device)
             return {"pool": self.net.extract_features((x - 127) / 128).mean(dim=(2, 3))}

@@ -9,6 +9,7 @@ Both then map x to (x - 128) / 128, as the TF graph (and clean-fid's wrapper) do
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 RESIZE_MODES = ("tf1", "clean")
@@ -57,3 +58,12 @@ def preprocess(images: torch.Tensor, mode: str, size: int) -> torch.Tensor:
     if x.shape[-2:] != (size, size):
         x = resize_tf1_bilinear(x, size) if mode == "tf1" else resize_clean_bicubic(x, size)
     return (x - 128) / 128
+
+
+def resize_antialiased(images: torch.Tensor, size: int, device) -> torch.Tensor:
+    """uint8 N x C x H x W (C = 1 or 3) as float RGB in [0, 255] at size x size: antialiased bilinear, as
+    torchvision's Resize on tensors, the input of the ImageNet classifiers (VGG16, EfficientNet-Lite0)."""
+    x = images.to(device).float().expand(-1, 3, -1, -1)
+    if x.shape[-2:] != (size, size):
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return x

@@ -4,9 +4,9 @@ so torchvision's published `vgg16-397923af.pth` loads strictly without torchvisi
 import hashlib
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from .preprocess import resize_antialiased
 from .weights import fetch_weights
 
 WEIGHTS_URL = "https://download.pytorch.org/models/vgg16-397923af.pth"
@@ -72,10 +72,7 @@ class VGG16Features(nn.Module):
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         with torch.inference_mode():
-            x = images.to(self.device).float().expand(-1, 3, -1, -1)
-            if x.shape[-2:] != (INPUT_SIZE, INPUT_SIZE):
-                x = F.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False,
-                                  antialias=True)
+            x = resize_antialiased(images, INPUT_SIZE, self.device)
             return {"fc2": self.net((x - self.mean) / self.std)}
 
 
