@@ -1,6 +1,7 @@
 """The fast paths compute what the plain ones do, and the benchmark's reference step is the architecture it claims."""
 
 import json
+import os
 
 import pytest
 import torch
@@ -48,6 +49,18 @@ def test_optimised_training_matches_the_plain_path(optimised, monkeypatch):
     close = torch.isclose(fast_params, plain_params, rtol=1e-4, atol=1e-5)
     assert close.float().mean() > 0.99
     torch.testing.assert_close(fast_params, plain_params, rtol=0, atol=5 * tiny_config().train.lr_g)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("SAGAN_TEST_COMPILE"),
+                    reason="torch.compile takes minutes on a 2-core CPU; run with SAGAN_TEST_COMPILE=1")
+def test_compiled_training_matches_eager():
+    eager_losses, eager_params = train_steps(tiny_config())
+    compiled_losses, compiled_params = train_steps(tiny_config(**{"train.compile": True}))
+    for eager, compiled in zip(eager_losses, compiled_losses, strict=True):
+        for key in eager:
+            assert compiled[key] == pytest.approx(eager[key], rel=1e-4, abs=1e-5), key
+    torch.testing.assert_close(compiled_params, eager_params, rtol=0, atol=5 * tiny_config().train.lr_g)
 
 
 class OpNames(TorchDispatchMode):
