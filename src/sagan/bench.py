@@ -18,8 +18,9 @@ from .training.runtime import check_amp, resolve_device, seed_everything
 
 REFERENCE_FILE = Path(__file__).resolve().parents[2] / "benchmarks" / "reference_sagan.py"
 
-# Dense bf16 tensor-core peaks (TFLOP/s) from the vendors' data sheets, matched against the CUDA device name.
-BF16_PEAK_TFLOPS = {"H100 PCIe": 756.0, "H100": 989.4, "H200": 989.4, "A100": 312.0}
+# Dense bf16 (= fp16) tensor-core peaks (TFLOP/s) from the vendors' data sheets, matched in this order against the
+# CUDA device name.
+BF16_PEAK_TFLOPS = {"H100 PCIe": 756.0, "H100 NVL": 835.5, "H100": 989.4, "H200": 989.4, "A100": 312.0}
 
 
 # FlopCounterMode has no formula for PyTorch's CPU flash-attention kernels; they do the work of the fused GPU ones.
@@ -83,8 +84,10 @@ def bench_train(cfg: Config, steps: int = 10, warmup: int = 3, compare_reference
     if device.type == "cuda":
         result |= {"peak_mem_mb": round(peak_mb["sagan"], 1), "peak_mem_kind": "cuda max allocated, one step"}
     else:
-        result |= {"peak_mem_mb": round(_process_peak_rss_mb(), 1), "peak_mem_kind": "process peak RSS"}
-    peak_tflops = peak_tflops or default_peak_tflops(device)
+        result |= {"peak_mem_mb": round(_process_peak_rss_mb(), 1),
+                   "peak_mem_kind": "process peak RSS" + (" (sagan and reference)" if compare_reference else "")}
+    if peak_tflops is None and t.amp != "none":
+        peak_tflops = default_peak_tflops(device)
     if peak_tflops:
         result |= {"peak_tflops": peak_tflops,
                    "peak_fraction": round(gflop["sagan"] / seconds["sagan"] / (peak_tflops * 1000), 4)}

@@ -101,7 +101,7 @@ def build_parser() -> ArgumentParser:
                         "with sagan's, and print the speed-up")
     p.add_argument("--peak-tflops", type=float,
                    help="the device's peak TFLOP/s at this precision, to report the fraction reached "
-                        "(default: the bf16 peak of known GPUs, none on the CPU)")
+                        "(default with --amp bf16/fp16: the dense peak of known GPUs; none on the CPU)")
     p.set_defaults(run=run_bench_train)
 
     p = commands.add_parser("presets", help="list the presets")
