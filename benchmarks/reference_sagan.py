@@ -24,7 +24,7 @@ def l2normalize(v: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
 
 
 class SpectralNorm(nn.Module):
-    """Wraps a layer; before every forward, one power iteration estimates sigma and sets `weight = weight_bar / sigma`."""
+    """Wraps a layer; before every forward, one power iteration estimates sigma, then weight = weight_bar / sigma."""
 
     def __init__(self, module: nn.Module, power_iterations: int = 1):
         super().__init__()
