@@ -1,16 +1,26 @@
-"""`sagan bench train`: speed of the real training step (the one the loop runs) on synthetic batches."""
+"""`sagan bench train`: speed of the real training step (the one the loop runs) on synthetic batches, optionally side
+by side with the reference implementation's step (`benchmarks/reference_sagan.py`)."""
 
+import importlib.util
 import resource
 import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from torch.utils import flop_counter
 
 from .config import Config
+from .errors import ConfigError, MissingPathError
 from .training.gan import GANTraining
 from .training.runtime import check_amp, resolve_device, seed_everything
 
+REFERENCE_FILE = Path(__file__).resolve().parents[2] / "benchmarks" / "reference_sagan.py"
+
+# Dense bf16 (= fp16) tensor-core peaks (TFLOP/s) from the vendors' data sheets, matched in this order against the
+# CUDA device name.
+BF16_PEAK_TFLOPS = {"H100 PCIe": 756.0, "H100 NVL": 835.5, "H100": 989.4, "H200": 989.4, "A100": 312.0}
 
 
 # FlopCounterMode has no formula for PyTorch's CPU flash-attention kernels; they do the work of the fused GPU ones.
@@ -28,8 +38,13 @@ _EXTRA_FLOP_FORMULAS = {
 }
 
 
-def bench_train(cfg: Config, steps: int = 10, warmup: int = 3) -> dict:
-    """Time `steps` full training steps (n_dis D steps, one G step, the EMA update) after `warmup` untimed ones."""
+def bench_train(cfg: Config, steps: int = 10, warmup: int = 3, compare_reference: bool = False,
+                peak_tflops: float | None = None) -> dict:
+    """Time `steps` full training steps (n_dis D steps, one G step, the EMA update) after `warmup` untimed ones.
+
+    With `compare_reference`, the reference step at the same architecture and batch runs in the same process,
+    interleaved step by step with sagan's (same warm-up, same threads, same clock), so both see the same machine load.
+    """
     t, res, ch = cfg.train, cfg.data.resolution, cfg.data.channels
     device = resolve_device(t.device)
     check_amp(t.amp, device)
@@ -38,37 +53,131 @@ def bench_train(cfg: Config, steps: int = 10, warmup: int = 3) -> dict:
     images = torch.randint(0, 256, (t.batch_size, ch, res, res), dtype=torch.uint8)
     labels = torch.randint(max(cfg.model.num_classes, 1), (t.batch_size,))
 
-    def step() -> None:
+    def sagan_step() -> None:
         for _ in range(t.n_dis):
             gan.d_step(*gan.prepare(images, labels))
         gan.g_step(t.batch_size)
         gan.update_ema(1)
 
-    for _ in range(warmup):
-        step()
-    with flop_counter.FlopCounterMode(display=False, custom_mapping=_EXTRA_FLOP_FORMULAS) as counter:
-        step()
-    gflop = counter.get_total_flops() / 1e9
+    runs = {"sagan": sagan_step}
+    if compare_reference:
+        reference = build_reference(cfg, device)
+        real = images.to(device).float().div_(127.5).sub_(1)
+        runs["reference"] = lambda: [reference.step(real) for _ in range(t.n_dis)]
 
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    _sync(device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    _sync(device)
-    seconds = (time.perf_counter() - start) / steps
-    return {
+    for _ in range(warmup):
+        for step in runs.values():
+            step()
+    gflop = {name: _count_gflop(step) for name, step in runs.items()}
+    peak_mb = {name: _peak_cuda_mb(step, device) for name, step in runs.items()} if device.type == "cuda" else {}
+    seconds = _interleaved_seconds(runs, steps, device)
+
+    result = {
         "preset": cfg.preset, "arch": cfg.model.arch, "resolution": res, "batch_size": t.batch_size,
-        "amp": t.amp, "channels_last": t.channels_last, "device": str(device), "threads": torch.get_num_threads(),
-        "steps": steps, "seconds_per_step": round(seconds, 4),
-        "images_per_s": round(t.batch_size / seconds, 2),
-        "gflop_per_step": round(gflop, 2),
-        "gflop_per_s": round(gflop / seconds, 1),
-        "peak_mem_mb": round(_peak_memory_mb(device), 1),
-        "peak_mem_kind": "cuda max allocated" if device.type == "cuda" else "process peak RSS",
-        "torch": torch.__version__,
+        "amp": t.amp, "channels_last": t.channels_last, "fused_optimizer": t.fused_optimizer, "compile": t.compile,
+        "device": str(device), "device_name": _device_name(device), "threads": torch.get_num_threads(),
+        "steps": steps, "seconds_per_step": round(seconds["sagan"], 4),
+        "images_per_s": round(t.batch_size / seconds["sagan"], 2),
+        "gflop_per_step": round(gflop["sagan"], 2),
+        "gflop_per_s": round(gflop["sagan"] / seconds["sagan"], 1),
     }
+    if device.type == "cuda":
+        result |= {"peak_mem_mb": round(peak_mb["sagan"], 1), "peak_mem_kind": "cuda max allocated, one step"}
+    else:
+        result |= {"peak_mem_mb": round(_process_peak_rss_mb(), 1),
+                   "peak_mem_kind": "process peak RSS" + (" (sagan and reference)" if compare_reference else "")}
+    if peak_tflops is None and t.amp != "none":
+        peak_tflops = default_peak_tflops(device)
+    if peak_tflops:
+        result |= {"peak_tflops": peak_tflops,
+                   "peak_fraction": round(gflop["sagan"] / seconds["sagan"] / (peak_tflops * 1000), 4)}
+    if compare_reference:
+        result |= {
+            "reference_seconds_per_step": round(seconds["reference"], 4),
+            "reference_images_per_s": round(t.batch_size / seconds["reference"], 2),
+            "reference_gflop_per_step": round(gflop["reference"], 2),
+            "reference_gflop_per_s": round(gflop["reference"] / seconds["reference"], 1),
+            "speedup_vs_reference": round(seconds["reference"] / seconds["sagan"], 2),
+        }
+        if device.type == "cuda":
+            result["reference_peak_mem_mb"] = round(peak_mb["reference"], 1)
+    result["torch"] = torch.__version__
+    return result
+
+
+def summary_line(result: dict) -> str:
+    """One human-readable line of a `bench_train` result."""
+    line = (f"sagan {result['preset']} batch {result['batch_size']} amp {result['amp']} on {result['device_name']}: "
+            f"{result['images_per_s']} images/s ({result['gflop_per_s']} GFLOP/s)")
+    if "speedup_vs_reference" in result:
+        line += (f"; reference (fp32, N x N attention): {result['reference_images_per_s']} images/s; "
+                 f"speed-up {result['speedup_vs_reference']}x")
+    if "peak_fraction" in result:
+        line += f"; {100 * result['peak_fraction']:.1f}% of {result['peak_tflops']} TFLOP/s"
+    return line
+
+
+def load_reference_module():
+    """`benchmarks/reference_sagan.py` of the source tree (it is not part of the installed package)."""
+    if not REFERENCE_FILE.is_file():
+        raise MissingPathError(f"--compare-reference needs {REFERENCE_FILE} (run from a checkout of the repository)")
+    spec = importlib.util.spec_from_file_location("reference_sagan", REFERENCE_FILE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def build_reference(cfg: Config, device: torch.device):
+    """The reference networks and optimisers at the config's DCGAN architecture."""
+    m, t = cfg.model, cfg.train
+    if m.arch != "dcgan" or m.num_classes or cfg.data.channels != 3 or m.g_channels != m.d_channels:
+        raise ConfigError("--compare-reference: the reference is the unconditional RGB DCGAN SAGAN; use a dcgan "
+                          "preset such as dcgan64 (model.arch=dcgan, num_classes 0, equal g/d_channels)")
+    if m.attention != "paper" or t.loss != "hinge":
+        raise ConfigError("--compare-reference: the reference has model.attention=paper and train.loss=hinge")
+    return load_reference_module().ReferenceTraining(
+        device, image_size=cfg.data.resolution, z_dim=m.z_dim, conv_dim=m.g_channels, g_attention=m.g_attention,
+        d_attention=m.d_attention, lr_g=t.lr_g, lr_d=t.lr_d, betas=(t.beta1, t.beta2))
+
+
+def default_peak_tflops(device: torch.device) -> float | None:
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((peak for key, peak in BF16_PEAK_TFLOPS.items() if key in name), None)
+
+
+def _interleaved_seconds(runs: dict[str, Callable[[], None]], steps: int, device: torch.device) -> dict[str, float]:
+    """Mean seconds per call of each function, alternating them call by call."""
+    total = dict.fromkeys(runs, 0.0)
+    for _ in range(steps):
+        for name, step in runs.items():
+            _sync(device)
+            start = time.perf_counter()
+            step()
+            _sync(device)
+            total[name] += time.perf_counter() - start
+    return {name: seconds / steps for name, seconds in total.items()}
+
+
+def _count_gflop(step: Callable[[], None]) -> float:
+    # Counted on the eager modules: a compiled graph would recompile under the counting mode.
+    with torch.compiler.set_stance("force_eager"), \
+            flop_counter.FlopCounterMode(display=False, custom_mapping=_EXTRA_FLOP_FORMULAS) as counter:
+        step()
+    return counter.get_total_flops() / 1e9
+
+
+def _peak_cuda_mb(step: Callable[[], None], device: torch.device) -> float:
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    step()
+    torch.cuda.synchronize(device)
+    return torch.cuda.max_memory_allocated(device) / 2**20
+
+
+def _device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
 
 
 def _sync(device: torch.device) -> None:
@@ -76,8 +185,6 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _peak_memory_mb(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
+def _process_peak_rss_mb() -> float:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux

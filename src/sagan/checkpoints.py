@@ -58,14 +58,23 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> dict:
 
 def load_generator(path: str | Path, device: str | torch.device = "cpu") -> Generator:
     """The EMA generator of a checkpoint (a run directory or a .pt file), in eval mode, with `.sample()`."""
-    return networks(load(path, device), device)[0]
+    return generator(load(path, device), device)
 
 
-def networks(state: dict, device: str | torch.device = "cpu") -> tuple[Generator, nn.Module]:
-    """The EMA generator and the discriminator of a loaded checkpoint, in eval mode, without gradients."""
+def generator(state: dict, device: str | torch.device = "cpu") -> Generator:
+    """The EMA generator of a loaded checkpoint (any checkpoint, `best.pt` included), in eval mode."""
     cfg = from_dict(state["config"])
     G = build_generator(cfg.model, cfg.data.resolution, cfg.data.channels)
     G.load_state_dict(state["generator_ema"])
+    return G.to(device).eval().requires_grad_(False)
+
+
+def networks(state: dict, device: str | torch.device = "cpu") -> tuple[Generator, nn.Module]:
+    """The EMA generator and the discriminator of a loaded training checkpoint, in eval mode, without gradients."""
+    if "discriminator" not in state:
+        raise UserError("this checkpoint holds only the generator (best.pt); use a training checkpoint, "
+                        "RUN or RUN/checkpoints/latest.pt")
+    cfg = from_dict(state["config"])
     D = build_discriminator(cfg.model, cfg.data.resolution, cfg.data.channels)
     D.load_state_dict(state["discriminator"])
-    return tuple(net.to(device).eval().requires_grad_(False) for net in (G, D))
+    return generator(state, device), D.to(device).eval().requires_grad_(False)

@@ -14,7 +14,7 @@ import torch
 from . import checkpoints
 from . import config as config_mod
 from . import data
-from .bench import bench_train
+from .bench import bench_train, summary_line
 from .data import download
 from .errors import ConfigError, UserError
 from .files import atomic_write_bytes
@@ -113,6 +113,12 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--amp", choices=["none", "bf16", "fp16"])
     p.add_argument("--device")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--compare-reference", action="store_true",
+                   help="also time the reference implementation's step (benchmarks/reference_sagan.py), interleaved "
+                        "with sagan's, and print the speed-up")
+    p.add_argument("--peak-tflops", type=float,
+                   help="the device's peak TFLOP/s at this precision, to report the fraction reached "
+                        "(default with --amp bf16/fp16: the dense peak of known GPUs; none on the CPU)")
     p.set_defaults(run=run_bench_train)
 
     p = commands.add_parser("data", help="download, describe and prepare (cache) datasets")
@@ -448,7 +454,10 @@ def run_generate(args: argparse.Namespace) -> int:
 
 def run_bench_train(args: argparse.Namespace) -> int:
     cfg = resolve_config(args)
-    print(json.dumps(bench_train(cfg, steps=args.steps, warmup=args.warmup)))
+    result = bench_train(cfg, steps=args.steps, warmup=args.warmup, compare_reference=args.compare_reference,
+                         peak_tflops=args.peak_tflops)
+    print(summary_line(result), file=sys.stderr)
+    print(json.dumps(result))
     return 0
 
 

@@ -79,6 +79,8 @@ class TrainConfig:
     ema_start: int = 0  # G steps before the EMA starts averaging (until then it copies G)
     amp: str = "none"  # mixed precision: none | bf16 | fp16 (CUDA only)
     channels_last: bool = False  # NHWC memory format for convolutions
+    fused_optimizer: bool = True  # Adam as one fused kernel over all parameters (false: the per-tensor loop)
+    compile: bool = False  # torch.compile G and D (the first steps compile for a minute or more)
     sync_bn: bool = False  # under torchrun on GPUs: G's batch norm uses statistics of the global batch
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     seed: int = 0

@@ -26,6 +26,11 @@ class GANTraining:
         if t.channels_last:
             self.G, self.D = (net.to(memory_format=torch.channels_last) for net in (self.G, self.D))
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        if t.compile:
+            # In place, so parameter names (and checkpoints) stay those of the plain modules; shapes are static
+            # (D sees 2n images in the D step and n in the G step: two graphs, no dynamic-shape guards).
+            for net in (self.G, self.D):
+                net.compile(dynamic=False)
         # What the updates call for gradients: the networks, or their DDP wrappers (`distributed.data_parallel`).
         self.G_train, self.D_train = self.G, self.D
         self.opt_g = build_optimizer(self.G.parameters(), t.lr_g, t)

@@ -8,7 +8,9 @@ from ..config import TrainConfig
 
 
 def build_optimizer(params: Iterable[torch.nn.Parameter], lr: float, cfg: TrainConfig) -> torch.optim.Adam:
-    return torch.optim.Adam(params, lr=lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
+    # The fused kernel does the per-tensor loop's arithmetic in one pass; None lets torch pick its default.
+    return torch.optim.Adam(params, lr=lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay,
+                            fused=cfg.fused_optimizer or None)
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig,

@@ -1,0 +1,146 @@
+"""The fast paths compute what the plain ones do, and the benchmark's reference step is the architecture it claims."""
+
+import json
+import os
+
+import pytest
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from conftest import tiny_config
+from sagan import bench, cli
+from sagan.config import preset
+from sagan.models import attention, layers
+from sagan.training.gan import GANTraining
+from sagan.training.runtime import seed_everything
+
+PLAIN = {"train.fused_optimizer": False, "train.channels_last": False, "train.compile": False}
+
+
+def train_steps(cfg, steps: int = 3) -> tuple[list[dict[str, float]], torch.Tensor]:
+    """Losses of `steps` D+G steps on fixed random images from the config's seed, and G's parameters after."""
+    seed_everything(cfg.train.seed)
+    gan = GANTraining(cfg, torch.device("cpu"), batches_per_epoch=1)
+    images = torch.randint(0, 256, (cfg.train.batch_size, 3, 32, 32), generator=torch.Generator().manual_seed(1),
+                           dtype=torch.uint8)
+    labels = torch.zeros(cfg.train.batch_size, dtype=torch.long)
+    losses = []
+    for step in range(1, steps + 1):
+        stats = gan.d_step(*gan.prepare(images, labels)) | gan.g_step(cfg.train.batch_size)
+        gan.update_ema(step)
+        losses.append({k: v.item() for k, v in stats.items()})
+    return losses, torch.cat([p.detach().flatten() for p in gan.G.parameters()])
+
+
+@pytest.mark.parametrize("optimised", [{}, {"train.channels_last": True}], ids=["defaults", "channels-last"])
+def test_optimised_training_matches_the_plain_path(optimised, monkeypatch):
+    # Plain: the per-tensor Adam loop, NCHW, every attention map through the fused kernel. Optimised: the defaults
+    # (fused Adam, small attention maps as one matmul), optionally channels_last.
+    with monkeypatch.context() as patch:
+        patch.setattr(attention, "MAX_MATERIALISED_SCORES", 0)
+        plain_losses, plain_params = train_steps(tiny_config(**PLAIN))
+    fast_losses, fast_params = train_steps(tiny_config(**optimised))
+    for plain, fast in zip(plain_losses, fast_losses, strict=True):
+        assert plain.keys() == fast.keys()
+        for key in plain:
+            assert fast[key] == pytest.approx(plain[key], rel=1e-4, abs=1e-5), key
+    # Adam's first steps move a weight by about lr whatever its gradient's size, so the few weights whose gradient
+    # is at rounding level may differ by up to a few lr (2e-4 for G here); all others agree to float tolerance.
+    close = torch.isclose(fast_params, plain_params, rtol=1e-4, atol=1e-5)
+    assert close.float().mean() > 0.99
+    torch.testing.assert_close(fast_params, plain_params, rtol=0, atol=5 * tiny_config().train.lr_g)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("SAGAN_TEST_COMPILE"),
+                    reason="torch.compile takes minutes on a 2-core CPU; run with SAGAN_TEST_COMPILE=1")
+def test_compiled_training_matches_eager():
+    eager_losses, eager_params = train_steps(tiny_config())
+    compiled_losses, compiled_params = train_steps(tiny_config(**{"train.compile": True}))
+    for eager, compiled in zip(eager_losses, compiled_losses, strict=True):
+        for key in eager:
+            assert compiled[key] == pytest.approx(eager[key], rel=1e-4, abs=1e-5), key
+    torch.testing.assert_close(compiled_params, eager_params, rtol=0, atol=5 * tiny_config().train.lr_g)
+
+
+class OpNames(TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.names: set[str] = set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.names.add(func.__name__)
+        return func(*args, **(kwargs or {}))
+
+
+FLASH = "_scaled_dot_product_flash_attention_for_cpu"
+
+
+@pytest.mark.parametrize("max_scores,kernels", [(0, {FLASH, FLASH + "_backward"}),
+                                                (2**30, {"bmm", "_softmax", "_softmax_backward_data"})])
+def test_attention_kernel_choice_by_score_size(max_scores, kernels):
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 64, d, requires_grad=True) for d in (4, 4, 32))
+    with OpNames() as ops:
+        out = attention.attend(q, k, v, max_scores=max_scores)
+        out.square().sum().backward()
+    names = {name.split(".")[0] for name in ops.names}
+    assert kernels <= names
+    assert ("_softmax" in names) == (max_scores > 0)
+    grads = [t.grad for t in (q, k, v)]
+    q2, k2, v2 = (t.detach().requires_grad_() for t in (q, k, v))
+    expected = torch.softmax(q2 @ k2.transpose(1, 2), dim=-1) @ v2
+    expected.square().sum().backward()
+    torch.testing.assert_close(out, expected)
+    for got, want in zip(grads, (q2.grad, k2.grad, v2.grad)):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("make,shape", [
+    (lambda cls: cls.Conv2d(8, 16, 4, 2, 1), (2, 8, 8, 8)),
+    (lambda cls: cls.ConvTranspose2d(16, 8, 4, 2, 1), (2, 16, 4, 4)),
+], ids=["conv", "conv-transpose"])
+def test_bf16_convs_with_float32_weight_gradients_match_autocast(make, shape):
+    torch.manual_seed(0)
+    fast, plain = make(layers), make(torch.nn)
+    plain.load_state_dict(fast.state_dict())
+    x = torch.randn(shape, requires_grad=True)
+    x_plain = x.detach().clone().requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y, y_plain = fast(x), plain(x_plain)
+    assert y.dtype == torch.bfloat16 and torch.equal(y, y_plain)
+    grad = torch.randn(y.shape)
+    (y.float() * grad).sum().backward()
+    (y_plain.float() * grad).sum().backward()
+    assert torch.equal(x.grad, x_plain.grad)
+    assert fast.weight.grad.dtype == torch.float32
+    # autocast's gradients are the same sums rounded to bf16 (8 bits of mantissa).
+    for got, want in ((fast.weight.grad, plain.weight.grad), (fast.bias.grad, plain.bias.grad)):
+        torch.testing.assert_close(got, want, rtol=2**-7, atol=2**-7 * want.abs().max().item())
+
+
+def test_reference_step_has_the_dcgan64_parameter_counts():
+    reference = bench.load_reference_module()
+    cfg = preset("dcgan64")
+    step = bench.build_reference(cfg, torch.device("cpu"))
+    assert reference.trainable_parameters(step.G) == 3_832_885
+    assert reference.trainable_parameters(step.D) == 3_175_299
+    # The frozen power-iteration vectors are parameters too, as in the reference repository.
+    assert any(name.endswith("weight_u") for name, _ in step.D.named_parameters())
+
+
+def test_bench_compares_against_the_reference(capsys):
+    argv = ["bench", "train", "--preset", "demo", "--batch-size", "4", "--steps", "1", "--warmup", "0",
+            "--compare-reference", "--device", "cpu", "--set", "model.g_channels=16", "--set", "model.d_channels=16"]
+    assert cli.main(argv) == 0
+    out, err = capsys.readouterr()
+    result = json.loads(out)
+    assert result["speedup_vs_reference"] == pytest.approx(
+        result["reference_seconds_per_step"] / result["seconds_per_step"], rel=0.02)
+    assert result["reference_gflop_per_step"] > result["gflop_per_step"] > 0
+    assert "speed-up" in err
+
+
+def test_bench_refuses_a_reference_comparison_it_cannot_make(capsys):
+    assert cli.main(["bench", "train", "--preset", "mnist", "--compare-reference", "--steps", "1"]) == 2
+    assert "--compare-reference" in capsys.readouterr().err
