@@ -117,7 +117,7 @@ def test_training_evaluates_and_keeps_the_best_checkpoint(tmp_path, monkeypatch)
     state = torch.load(best, weights_only=True)
     assert state["eval"]["value"] == min(r["eval/swd"] for r in evals)
     assert load_generator(best).sample(2, seed=0).shape == (2, 32, 32, 3)
-    assert len(list((tmp_path / "cache").glob("swd-*.npz"))) == 1
+    assert len(list((tmp_path / "cache" / "stats").glob("swd-*.npz"))) == 1
 
 
 def test_bad_eval_config_fails_before_the_run_starts(tmp_path):
