@@ -57,14 +57,17 @@ def _fid(gen: Features, ref: FeatureStats, extractor: str, device) -> dict[str, 
 def _kid(gen: Features, ref: FeatureStats, extractor: str, device) -> dict[str, float]:
     feature = FRECHET_FEATURE[extractor]
     x, y = gen[feature], ref.features(feature)
-    mean, std = kid(x, y, subsets=KID_SUBSETS, subset_size=min(KID_SUBSET_SIZE, len(x), len(y)))
+    size = min(KID_SUBSET_SIZE, len(x), len(y))
+    mean, std = kid(x, y, subsets=KID_SUBSETS, subset_size=size)
     name = _label("kid", extractor)
-    return {name: mean, f"{name}_std": std}
+    # Fewer images than the standard subset size: say so, since such a KID is not the published protocol's.
+    return {name: mean, f"{name}_std": std} | ({f"{name}_subset_size": size} if size < KID_SUBSET_SIZE else {})
 
 
 def _is(gen: Features, ref: None, extractor: str, device) -> dict[str, float]:
-    mean, std = inception_score(gen["logits_unbiased"], splits=min(IS_SPLITS, len(gen["logits_unbiased"])))
-    return {"is": mean, "is_std": std}
+    splits = min(IS_SPLITS, len(gen["logits_unbiased"]))
+    mean, std = inception_score(gen["logits_unbiased"], splits=splits)
+    return {"is": mean, "is_std": std} | ({"is_splits": splits} if splits < IS_SPLITS else {})
 
 
 def _pr(gen: Features, ref: FeatureStats, extractor: str, device) -> dict[str, float]:
