@@ -93,14 +93,20 @@ class Generator(nn.Module):
         self.last = nn.Sequential(nn.ConvTranspose2d(ch, 3, 4, 2, 1), nn.Tanh())
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        out, maps = z.view(z.size(0), z.size(1), 1, 1), []
-        for layer in self.layers:
-            if isinstance(layer, SelfAttn):
-                out, p = layer(out)
-                maps.append(p)
-            else:
-                out = layer(out)
+        out, maps = run_layers(self.layers, z.view(z.size(0), z.size(1), 1, 1))
         return self.last(out), maps
+
+
+def run_layers(layers: nn.ModuleList, out: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Apply `layers` in order, collecting the attention maps of the SelfAttn layers (the reference returns them)."""
+    maps = []
+    for layer in layers:
+        if isinstance(layer, SelfAttn):
+            out, p = layer(out)
+            maps.append(p)
+        else:
+            out = layer(out)
+    return out, maps
 
 
 class Discriminator(nn.Module):
@@ -118,13 +124,7 @@ class Discriminator(nn.Module):
         self.last = nn.Conv2d(ch_in, 1, 4)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        out, maps = x, []
-        for layer in self.layers:
-            if isinstance(layer, SelfAttn):
-                out, p = layer(out)
-                maps.append(p)
-            else:
-                out = layer(out)
+        out, maps = run_layers(self.layers, x)
         return self.last(out).squeeze(), maps
 
 
