@@ -74,6 +74,20 @@ def test_training_refreshes_the_report_unless_told_not_to(tmp_path, capsys):
     assert "report: false" in capsys.readouterr().out
 
 
+def test_refreshing_the_report_keeps_resume_exact(tmp_path):
+    # The report rebuilds the networks from the checkpoint; that must not draw from the training's random stream.
+    import torch
+
+    from sagan.checkpoints import load
+
+    every = ["--set", "train.checkpoint_every=2", "--set", "train.sample_every=2"]
+    assert main(["train", "--out", str(tmp_path / "straight"), *TINY, *every, "--steps", "4"]) == 0
+    assert main(["train", "--out", str(tmp_path / "halves"), *TINY, *every]) == 0
+    assert main(["train", "--resume", str(tmp_path / "halves"), "--steps", "4", "--no-progress"]) == 0
+    a, b = load(tmp_path / "straight"), load(tmp_path / "halves")
+    assert all(torch.equal(a["generator"][k], b["generator"][k]) for k in a["generator"])
+
+
 
 def test_a_failing_report_refresh_is_a_warning(run, capsys, monkeypatch):
     from sagan import cli

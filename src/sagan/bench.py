@@ -133,8 +133,9 @@ def build_reference(cfg: Config, device: torch.device):
     if m.arch != "dcgan" or m.num_classes or cfg.data.channels != 3 or m.g_channels != m.d_channels:
         raise ConfigError("--compare-reference: the reference is the unconditional RGB DCGAN SAGAN; use a dcgan "
                           "preset such as dcgan64 (model.arch=dcgan, num_classes 0, equal g/d_channels)")
-    if m.attention != "paper" or t.loss != "hinge":
-        raise ConfigError("--compare-reference: the reference has model.attention=paper and train.loss=hinge")
+    if m.attention != "paper" or t.loss != "hinge" or t.n_dis != 1:
+        raise ConfigError("--compare-reference: the reference has model.attention=paper, train.loss=hinge and "
+                          "train.n_dis=1")
     return load_reference_module().ReferenceTraining(
         device, image_size=cfg.data.resolution, z_dim=m.z_dim, conv_dim=m.g_channels, g_attention=m.g_attention,
         d_attention=m.d_attention, lr_g=t.lr_g, lr_d=t.lr_d, betas=(t.beta1, t.beta2))

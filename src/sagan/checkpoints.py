@@ -64,7 +64,10 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu") -> Gene
 def generator(state: dict, device: str | torch.device = "cpu") -> Generator:
     """The EMA generator of a loaded checkpoint (any checkpoint, `best.pt` included), in eval mode."""
     cfg = from_dict(state["config"])
-    G = build_generator(cfg.model, cfg.data.resolution, cfg.data.channels)
+    # Building draws random initial weights; leave the caller's random stream (a training run refreshing its
+    # report) as it was, so resumed runs stay exact.
+    with torch.random.fork_rng(devices=[]):
+        G = build_generator(cfg.model, cfg.data.resolution, cfg.data.channels)
     G.load_state_dict(state["generator_ema"])
     return G.to(device).eval().requires_grad_(False)
 
@@ -75,6 +78,7 @@ def networks(state: dict, device: str | torch.device = "cpu") -> tuple[Generator
         raise UserError("this checkpoint holds only the generator (best.pt); use a training checkpoint, "
                         "RUN or RUN/checkpoints/latest.pt")
     cfg = from_dict(state["config"])
-    D = build_discriminator(cfg.model, cfg.data.resolution, cfg.data.channels)
+    with torch.random.fork_rng(devices=[]):
+        D = build_discriminator(cfg.model, cfg.data.resolution, cfg.data.channels)
     D.load_state_dict(state["discriminator"])
     return generator(state, device), D.to(device).eval().requires_grad_(False)

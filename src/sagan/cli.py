@@ -316,10 +316,10 @@ def _data_arguments(p: ArgumentParser) -> None:
     p.add_argument("--data-root", help="dataset folder (default: the run's)")
 
 
-def _load_run(args: argparse.Namespace):
-    """The checkpoint state, its config, the EMA generator and the discriminator."""
-    state = checkpoints.load(args.checkpoint)
-    G, D = checkpoints.networks(state, resolve_device(args.device))
+def _load_run(args: argparse.Namespace, discriminator: bool = False):
+    """The checkpoint state, its config, the EMA generator and, if asked for, the discriminator (else None)."""
+    state, device = checkpoints.load(args.checkpoint), resolve_device(args.device)
+    G, D = checkpoints.networks(state, device) if discriminator else (checkpoints.generator(state, device), None)
     return state, config_mod.from_dict(state["config"]), G, D
 
 
@@ -378,7 +378,7 @@ def run_visualize_compare(args: argparse.Namespace) -> int:
 
 def run_visualize_attention(args: argparse.Namespace) -> int:
     _positive(num=args.num, queries=args.queries)
-    state, cfg, G, D = _load_run(args)
+    state, cfg, G, D = _load_run(args, discriminator=args.net == "d")
     net = G if args.net == "g" else D
     if not attention.layers(net):
         raise ConfigError(f"the {'generator' if args.net == 'g' else 'discriminator'} of this run has no "
@@ -503,7 +503,6 @@ def run_data_prepare(args: argparse.Namespace) -> int:
     dataset = data.from_config(d)
     if not isinstance(dataset, data.ImageFileDataset):
         raise ConfigError(f"{d.name} is read into memory as one array; only image-file datasets need a cache")
-    dataset.strict = d.strict
     cache = data.cached(dataset, config_mod.dataset_options(d), out or ("auto" if d.cache == "off" else d.cache),
                         workers=d.workers, strict=d.strict, progress=not args.no_progress)
     state = f"built ({cache.rebuilt_because})" if cache.rebuilt_because else "up to date"

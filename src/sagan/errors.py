@@ -4,6 +4,13 @@
 class UserError(Exception):
     """A mistake in the user's options, files or data, explained by its message."""
 
+    def __init__(self, message: str = ""):
+        # A DataLoader worker's error is raised again in the main process as the same type, its message replaced by
+        # the worker's traceback; keep the original line, so the CLI still reports one line.
+        if message.startswith("Caught ") and "\nOriginal Traceback" in message:
+            message = message.rstrip().splitlines()[-1].partition(": ")[2]
+        super().__init__(message)
+
 
 class ConfigError(UserError, ValueError):
     """An invalid option value or config key."""

@@ -63,5 +63,8 @@ def build(name: str, root: str | os.PathLike | None = None, split: str = "train"
 def from_config(d) -> Dataset:
     """`build` with the fields of a DataConfig `d`: the one place that maps the config to a dataset, so training,
     `sagan data prepare` and `sagan data info` read the same images."""
-    return build(d.name, d.root, split=d.split, resolution=d.resolution, channels=d.channels, crop=d.crop,
-                 labels=d.labels, attribute=d.attribute, pad=d.pad)
+    dataset = build(d.name, d.root, split=d.split, resolution=d.resolution, channels=d.channels, crop=d.crop,
+                    labels=d.labels, attribute=d.attribute, pad=d.pad)
+    if isinstance(dataset, ImageFileDataset):
+        dataset.strict = d.strict
+    return dataset

@@ -50,11 +50,11 @@ class ImageFileDataset(Dataset):
     def __init__(self, paths: Sequence[Path] | ArchiveMembers, *, resolution: int, channels: int, crop: int,
                  description: str, labels: Sequence[int] | None = None, num_classes: int = 0, strict: bool = False):
         """`crop` as in `load_image`: the side of the centered square cut before resizing (0: the largest).
-        `paths` may also be a lazy sequence of an archive's members (see ArchiveMembers); it is kept as given.
+        `paths` may also be a lazy sequence of an archive's members (see ArchiveMembers), which is kept as given.
         `strict`: raise BadImageError for an unusable image instead of skipping it."""
         if labels is not None and len(labels) != len(paths):
             raise ValueError(f"{len(paths)} images but {len(labels)} labels")
-        self.paths = paths
+        self.paths = paths if isinstance(paths, ArchiveMembers) else list(paths)
         self.labels = labels
         self.num_classes = num_classes
         self.resolution = resolution
@@ -82,10 +82,9 @@ class ImageFileDataset(Dataset):
 
     def name(self, index: int) -> str:
         """How messages name item `index`: its path, or what its archive calls it."""
-        if isinstance(self.paths, (list, tuple)):
-            return str(self.paths[index])
-        names = getattr(self.paths, "name", None)
-        return names(index) if callable(names) else f"item {index} of {self.description}"
+        if isinstance(self.paths, ArchiveMembers):
+            return self.paths.name(index)
+        return str(self.paths[index])
 
     def label(self, index: int) -> int:
         return 0 if self.labels is None else int(self.labels[index])
@@ -103,7 +102,7 @@ class ImageFileDataset(Dataset):
         """A hash that changes whenever the images or labels may have changed: for files, their paths, sizes and
         modification times; for an archive, its own fingerprint."""
         digest = hashlib.sha256()
-        if not isinstance(self.paths, (list, tuple)):  # an archive (see ArchiveMembers)
+        if isinstance(self.paths, ArchiveMembers):
             digest.update(self.paths.fingerprint().encode())
         else:
             for path in self.paths:

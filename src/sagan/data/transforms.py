@@ -32,13 +32,6 @@ class BadImageError(DataError):
     Datasets skip such images (see `ImageFileDataset`) unless asked to be strict.
     """
 
-    def __init__(self, message: str):
-        # A DataLoader worker's error is raised again in the main process as the same type, its message replaced by
-        # the worker's traceback; keep the original line, so the CLI still reports one line.
-        if message.startswith("Caught ") and "\nOriginal Traceback" in message:
-            message = message.rstrip().splitlines()[-1].partition(": ")[2]
-        super().__init__(message)
-
 
 def center_box(width: int, height: int, crop: int, what: str) -> tuple[int, int, int]:
     """Return (left, top, size) of the centered `crop` x `crop` square; crop=0 gives the largest one.

@@ -2,12 +2,14 @@
 
 import numpy as np
 
+from ..errors import DataError
+
 
 def gaussian_stats(features) -> tuple[np.ndarray, np.ndarray]:
     """Mean and unbiased covariance (N - 1, as `np.cov`) of N x D features, in float64."""
     features = np.asarray(features, dtype=np.float64)
     if features.ndim != 2 or len(features) < 2:
-        raise ValueError(f"need N x D features with N >= 2, got shape {features.shape}")
+        raise DataError(f"FID needs at least 2 images per set (N x D features, N >= 2), got shape {features.shape}")
     return features.mean(axis=0), np.cov(features, rowvar=False)
 
 

@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from ..errors import DataError
+
 
 def inception_score(logits_unbiased, splits: int = 10, shuffle: bool = False, seed: int = 2020) -> tuple[float, float]:
     """Mean and population std over `splits` contiguous splits of exp(E_x KL(p(y|x) || p(y))).
@@ -11,7 +13,7 @@ def inception_score(logits_unbiased, splits: int = 10, shuffle: bool = False, se
     """
     logits = np.asarray(logits_unbiased, dtype=np.float64)
     if logits.ndim != 2 or len(logits) < splits:
-        raise ValueError(f"inception_score needs N x classes logits with N >= splits={splits}, got {logits.shape}")
+        raise DataError(f"inception_score needs N x classes logits with N >= splits={splits}, got {logits.shape}")
     n = len(logits)
     if shuffle:
         logits = logits[np.random.RandomState(seed).permutation(n)]

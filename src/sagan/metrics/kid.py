@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from ..errors import DataError
+
 
 def kid(feats_gen, feats_real, subsets: int = 100, subset_size: int = 1000, seed: int = 2020) -> tuple[float, float]:
     """Mean and population std of the unbiased MMD^2 with the kernel (x.y / d + 1)^3 over `subsets` random subsets.
@@ -12,9 +14,9 @@ def kid(feats_gen, feats_real, subsets: int = 100, subset_size: int = 1000, seed
     gen, real = np.asarray(feats_gen), np.asarray(feats_real)
     if gen.ndim != 2 or real.ndim != 2 or gen.shape[1] != real.shape[1]:
         raise ValueError(f"need two N x D feature sets of the same D, got {gen.shape} and {real.shape}")
-    if min(len(gen), len(real)) < subset_size:
-        raise ValueError(f"KID subset size {subset_size} is larger than a feature set ({len(gen)} generated, "
-                         f"{len(real)} real)")
+    if min(len(gen), len(real)) < subset_size or subset_size < 2:
+        raise DataError(f"KID needs subsets of 2 or more images from each set: subset size {subset_size}, "
+                        f"{len(gen)} generated and {len(real)} real images")
     rng = np.random.RandomState(seed)
     mmds = np.empty(subsets)
     for i in range(subsets):

@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import torch
 
+from ..errors import DataError
+
 BLOCK_ELEMENTS = 1 << 24  # distances held at once (128 MiB in float64)
 
 
@@ -38,7 +40,7 @@ def density_coverage(feats_real, feats_gen, k: int = 5, device=None) -> tuple[fl
 def knn_radii(x: torch.Tensor, k: int) -> torch.Tensor:
     """Distance from each row of `x` to its k-th nearest other row."""
     if not 0 < k < len(x):
-        raise ValueError(f"k={k} nearest neighbours need more than {k} samples, got {len(x)}")
+        raise DataError(f"k={k} nearest neighbours need more than {k} samples, got {len(x)}")
     # The (k+1)-th smallest distance, because each row is its own nearest neighbour at distance 0.
     return torch.cat([d.topk(k + 1, dim=1, largest=False).values[:, k] for d in distance_blocks(x, x)])
 

@@ -9,6 +9,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import DataError
+
 PATCH = 7
 PATCHES_PER_IMAGE = 128
 DIRECTION_REPEATS = 4
@@ -51,7 +53,7 @@ class SWDDescriptors:
             raise ValueError("SWD descriptors take uint8 N x C x H x W images")
         levels = pyramid_levels(images.shape[-1])
         if not levels:
-            raise ValueError(f"SWD needs images of at least {MIN_RESOLUTION}x{MIN_RESOLUTION}")
+            raise DataError(f"SWD needs images of at least {MIN_RESOLUTION}x{MIN_RESOLUTION}")
         pyramid = laplacian_pyramid(images.float(), len(levels))
         return {f"level{res}": self._patches(level) for res, level in zip(levels, pyramid)}
 

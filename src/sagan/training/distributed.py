@@ -6,6 +6,7 @@ MASTER_PORT in the environment. Without them everything here is a no-op and trai
 """
 
 import contextlib
+import datetime
 import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -71,7 +72,9 @@ def process_group(device_name: str) -> Iterator[None]:
     device = local_device(device_name, int(os.environ["WORLD_SIZE"]))
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    # Rank 0 alone computes reference statistics, evaluates and writes the report while the others wait at their
+    # next collective: allow that much longer than the default 10 minutes.
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=datetime.timedelta(hours=2))
     try:
         yield
         barrier()  # nobody tears the group down while another process still finishes its last step

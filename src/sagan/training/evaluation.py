@@ -46,8 +46,8 @@ def reference_stats(evaluator: Evaluator, reference: str, *, data_root=None, spl
         source = {"dataset": reference, "root": root, "split": split}
     elif path.is_dir():
         dataset = data.build("imagefolder", path, resolution=resolution, channels=channels, crop=crop)
-        # A changed folder is a new source: its newest file time is part of the key.
-        source = {"folder": str(path.resolve()), "mtime": max(os.stat(p).st_mtime_ns for p in dataset.paths)}
+        # A changed folder is a new source: the files' names, sizes and times are part of the key.
+        source = {"folder": str(path.resolve()), "fingerprint": dataset.fingerprint()}
     else:
         raise ConfigError(f"--reference: '{reference}' is not a dataset ({', '.join(data.DATASETS)}), an image "
                           f"folder or a stats .npz file")

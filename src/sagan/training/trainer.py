@@ -140,13 +140,11 @@ def load_training_set(cfg: Config, progress: bool = True):
     d = cfg.data
     dataset = data.from_config(d)
     check_dataset(cfg, dataset)
-    if isinstance(dataset, data.ImageFileDataset):
-        dataset.strict = d.strict
-        if d.cache != "off":
-            with distributed.main_first():  # under torchrun one process writes the cache, the others map it
-                dataset = data.cached(dataset, dataset_options(d), d.cache, workers=d.workers, strict=d.strict,
-                                      progress=progress and distributed.is_main())
-            check_dataset(cfg, dataset)  # the cache leaves out unreadable images
+    if isinstance(dataset, data.ImageFileDataset) and d.cache != "off":
+        with distributed.main_first():  # under torchrun one process writes the cache, the others map it
+            dataset = data.cached(dataset, dataset_options(d), d.cache, workers=d.workers, strict=d.strict,
+                                  progress=progress and distributed.is_main())
+        check_dataset(cfg, dataset)  # the cache leaves out unreadable images
     return dataset
 
 
