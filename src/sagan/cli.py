@@ -520,8 +520,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     metrics = parse_metrics(args.metrics or default_metrics(args.backbone), args.backbone)
     G, images, step = None, None, None
     if args.checkpoint:
-        step = checkpoint.load(args.checkpoint)["step"]
-        G = load_generator(args.checkpoint, device)
+        state = checkpoints.load(args.checkpoint, device)
+        step, G = state["step"], checkpoints.generator(state, device)
         resolution, channels, total = G.resolution, G.channels, args.num_samples
     elif args.images:
         images = evaluation.load_images(args.images)

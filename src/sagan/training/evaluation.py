@@ -12,14 +12,14 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Subset
 
-from .. import data
+from .. import checkpoints, data
+from ..config import Config
 from ..data.imagefolder import find_images
 from ..data.transforms import load_image
-from ..config import Config
 from ..errors import ConfigError, DataError, MissingPathError
 from ..files import atomic_write_bytes
-from ..metrics.evaluate import HIGHER_IS_BETTER, Evaluator, generator_batches
 from ..files import cache_dir as default_cache_dir
+from ..metrics.evaluate import HIGHER_IS_BETTER, Evaluator, generator_batches
 from ..metrics.stats import FeatureStats, load_stats
 from . import checkpoint
 from .runlog import RunLog
@@ -125,5 +125,4 @@ class PeriodicEvaluation:
         """The value stored in an existing best.pt, so a resumed run keeps its best checkpoint."""
         if not self.best_path.is_file():
             return None
-        state = torch.load(self.best_path, map_location="cpu", weights_only=True, mmap=True)
-        return state.get("eval", {}).get("value")
+        return checkpoints.load(self.best_path).get("eval", {}).get("value")
