@@ -152,7 +152,9 @@ def test_vgg16_port_loads_torchvision_keys_and_gives_fc2():
     state = {k: torch.randn(v.shape, generator=g) * (2 / v[0].numel()) ** 0.5 if v.ndim > 1 else torch.zeros(v.shape)
              for k, v in shapes.items()}
     net = VGG16Features(state)
-    with pytest.raises(RuntimeError, match="Missing key"):
+    from sagan.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="the given state dict: not VGG16 weights .*Missing key.*classifier.6.bias"):
         VGG16Features({k: v for k, v in state.items() if k != "classifier.6.bias"})
     images = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
     fc2 = net(images)["fc2"]

@@ -12,7 +12,6 @@ fused into the convolution, channels_last memory; the same function up to float 
 
 import contextlib
 import hashlib
-import os
 
 import torch
 import torch.nn.functional as F
@@ -20,7 +19,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from .preprocess import RESIZE_MODES, preprocess
-from .weights import fetch_weights
+from .weights import fetch_weights, load_strict
 
 NUM_CLASSES = 1008
 INPUT_SIZE = 299
@@ -325,14 +324,8 @@ class InceptionFeatures(nn.Module):
                 path=weights, env_var=WEIGHTS_ENV, what="FID Inception weights", option="--inception-weights")
         with torch.device("meta"):  # parameters come from `state`: skip initialising 24M of them
             net = FIDInceptionV3()
-        try:
-            net.load_state_dict(state, strict=True, assign=True)
-        except RuntimeError as e:  # wrong keys or shapes: name the file and the first problem, in one line
-            source = "the given state dict" if isinstance(weights, dict) else weights or os.environ.get(WEIGHTS_ENV) \
-                or "the cached FID Inception weights"
-            problem = " ".join(str(e).split("\n", 1)[-1].split())[:200]
-            raise ConfigError(f"{source}: not FID Inception weights in the pytorch-fid / torch-fidelity format "
-                              f"({problem})") from None
+        load_strict(net, state, weights, WEIGHTS_ENV,
+                    "FID Inception weights in the pytorch-fid / torch-fidelity format")
         self.resize = resize
         self.preprocessing = {"tf1": "tf1-bilinear-299", "clean": "clean-bicubic-299"}[resize]
         self.preprocessing += "" if precision == "fp32" else f"-{precision}"

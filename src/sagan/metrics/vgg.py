@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from .preprocess import resize_antialiased
-from .weights import fetch_weights
+from .weights import fetch_weights, load_strict
 
 WEIGHTS_URL = "https://download.pytorch.org/models/vgg16-397923af.pth"
 WEIGHTS_FILE = "vgg16-397923af.pth"
@@ -64,7 +64,7 @@ class VGG16Features(nn.Module):
                                                        option="--vgg16-weights")
         with torch.device("meta"):  # no random init of 138M parameters that the weights replace at once
             self.net = VGG16()
-        self.net.load_state_dict(state, strict=True, assign=True)
+        load_strict(self.net, state, weights, WEIGHTS_ENV, "VGG16 weights in torchvision's format")
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255)
         self.device = torch.device(device or "cpu")

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ..errors import MissingPathError, UserError
+from ..errors import ConfigError, MissingPathError, UserError
 
 DOWNLOAD_TIMEOUT_S = 30
 _CHUNK = 1 << 20
@@ -75,6 +75,18 @@ def weights_file(url: str | list[str], sha256_prefix: str, filename: str | list[
     env = f"set {env_var}=PATH, " if env_var else ""
     raise MissingPathError(f"{what} not found and could not be downloaded ({reasons[0] if reasons else 'no URL'}); "
                            f"get {urls[0]} and {where}{env}or put it at {cached}")
+
+
+def load_strict(net: torch.nn.Module, state: dict, weights, env_var: str, expected: str) -> None:
+    """Load `state` into `net` strictly, taking its tensors; wrong keys or shapes are one line naming where the
+    weights came from (`weights`: the state dict or path given, else `env_var`, else the cache)."""
+    try:
+        net.load_state_dict(state, strict=True, assign=True)
+    except RuntimeError as e:
+        source = "the given state dict" if isinstance(weights, dict) else weights or os.environ.get(env_var) \
+            or "the cached weight file"
+        problem = " ".join(str(e).split("\n", 1)[-1].split())[:200]
+        raise ConfigError(f"{source}: not {expected} ({problem})") from None
 
 
 def sha256_of(path) -> str:
