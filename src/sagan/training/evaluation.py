@@ -13,7 +13,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Subset
 
 from .. import checkpoints, data
-from ..config import Config
+from ..config import Config, dataset_options
 from ..data.imagefolder import find_images
 from ..data.transforms import load_image
 from ..errors import ConfigError, DataError, MissingPathError
@@ -29,10 +29,11 @@ BEST = "best.pt"
 
 def reference_stats(evaluator: Evaluator, reference: str, *, data_root=None, split: str = "train",
                     resolution: int, channels: int, crop: int = 0, max_images: int = 0, batch_size: int = 64,
-                    workers: int = 0, cache_dir=None) -> dict[str, FeatureStats]:
+                    workers: int = 0, cache_dir=None, training_set=None) -> dict[str, FeatureStats]:
     """Statistics of the real images named by `reference`: a stats .npz file, a dataset name (read from `data_root`)
     or an image folder, the last two at `resolution`, at most `max_images` of them (a seeded random subset; 0 = all),
-    and cached under `cache_dir` (default: `$SAGAN_CACHE/stats`, see `files.cache_dir`)."""
+    and cached under `cache_dir` (default: `$SAGAN_CACHE/stats`, see `files.cache_dir`). `training_set`, a loaded
+    dataset with the DataConfig that made it, is used as it is instead of reading its files again."""
     if not evaluator.reference_extractors:
         return {}
     path = Path(reference).expanduser()
@@ -40,7 +41,10 @@ def reference_stats(evaluator: Evaluator, reference: str, *, data_root=None, spl
         if not path.is_file():
             raise MissingPathError(f"--reference: stats file {path} does not exist")
         return load_stats(path)
-    if reference in data.DATASETS:
+    if training_set is not None:
+        dataset, data_config = training_set
+        source = {"dataset": data_config.name, "options": dataset_options(data_config)}
+    elif reference in data.DATASETS:
         dataset = data.build(reference, data_root, split=split, resolution=resolution, channels=channels, crop=crop)
         root = str(Path(data_root).expanduser().resolve()) if data_root else None
         source = {"dataset": reference, "root": root, "split": split}
@@ -87,7 +91,8 @@ class PeriodicEvaluation:
     """`cfg.eval` during training: scores the EMA generator, logs the results to metrics.jsonl / TensorBoard and
     keeps `checkpoints/best.pt` (generator and config) for the best value of `eval.best_metric`."""
 
-    def __init__(self, cfg: Config, run_dir: Path, device: torch.device):
+    def __init__(self, cfg: Config, run_dir: Path, device: torch.device, dataset):
+        """`dataset`: the loaded training set, the reference when `eval.reference` is empty."""
         e = cfg.eval
         self.cfg = cfg
         self.evaluator = Evaluator(e.metrics, e.backbone, device, e.inception_weights, e.vgg16_weights,
@@ -100,7 +105,8 @@ class PeriodicEvaluation:
             self.evaluator, e.reference or cfg.data.name, data_root=cfg.data.root, split=cfg.data.split,
             resolution=cfg.data.resolution, channels=cfg.data.channels, crop=cfg.data.crop,
             max_images=e.reference_samples, batch_size=e.batch_size,
-            workers=0 if cfg.data.name == "embedded" else cfg.data.workers)
+            workers=0 if isinstance(dataset, data.ArrayDataset) else cfg.data.workers,
+            training_set=None if e.reference else (dataset, cfg.data))
         self.best_path = checkpoint.checkpoint_dir(run_dir) / BEST
         self.best = self._recorded_best()
 

@@ -41,7 +41,8 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
 
     # Evaluation networks and reference statistics, before seeding, so they leave the training RNG alone. Under
     # torchrun rank 0 evaluates while the other processes wait for it at their next gradient all-reduce.
-    evaluation = PeriodicEvaluation(cfg, run_dir, device) if cfg.eval.every and distributed.is_main() else None
+    evaluation = (PeriodicEvaluation(cfg, run_dir, device, dataset) if cfg.eval.every and distributed.is_main()
+                  else None)
 
     # Build the networks and optimisers; seeded, so the recorded config reproduces the run.
     seed_everything(t.seed)
