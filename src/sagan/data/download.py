@@ -6,23 +6,16 @@ download never leaves a file that looks complete. CelebA, LSUN and ImageNet-styl
 without an account or a licence agreement; `instructions(name)` says where to get them and how to lay them out.
 """
 
-import hashlib
 import os
 import shutil
-import sys
 import tarfile
 import tempfile
 import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tqdm import tqdm
-
 from ..errors import DataError, UserError
-
-TIMEOUT_S = 60  # per network operation, not the whole download
-CHUNK = 1 << 20
+from ..fetch import fetch_file, file_digest
 
 
 class DownloadError(UserError, OSError):
@@ -122,7 +115,7 @@ def download(name: str, root: str | os.PathLike, mirrors: tuple[str, ...] | None
     paths = []
     for filename, md5 in source.files.items():
         path = root / filename
-        fetched = not (path.is_file() and file_md5(path) == md5)
+        fetched = not (path.is_file() and file_digest(path, "md5") == md5)
         if fetched:
             fetch(filename, md5, mirrors or source.mirrors, path, progress)
         if source.archive_folder and (fetched or not (root / source.archive_folder).is_dir()):
@@ -137,7 +130,7 @@ def fetch(filename: str, md5: str, mirrors: tuple[str, ...], path: Path, progres
     for base in mirrors:
         url = base.rstrip("/") + "/" + filename
         try:
-            found = _fetch_url(url, path, md5, progress)
+            found = fetch_file(url, path, "md5", md5.__eq__, progress)
         except urllib.error.HTTPError as e:
             failures.append(f"{url} (HTTP {e.code} {e.reason})")
             continue
@@ -148,41 +141,6 @@ def fetch(filename: str, md5: str, mirrors: tuple[str, ...], path: Path, progres
             return
         failures.append(f"{url} (MD5 {found}, expected {md5}; not kept)")
     raise DownloadError(f"could not download {filename}: " + "; ".join(failures))
-
-
-def _fetch_url(url: str, path: Path, md5: str, progress: bool) -> str:
-    """Stream `url` into a temporary file beside `path`, renamed to `path` only if its MD5 is `md5`.
-    Returns the MD5 of the bytes received."""
-    digest, received = hashlib.md5(usedforsecurity=False), 0
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=path.name,
-                      disable=not progress, file=sys.stderr) as bar:
-                while chunk := response.read(CHUNK):
-                    out.write(chunk)
-                    digest.update(chunk)
-                    received += len(chunk)
-                    bar.update(len(chunk))
-            if total is not None and received != total:
-                raise OSError(f"connection closed after {received} of {total} bytes")
-        found = digest.hexdigest()
-        if found == md5:
-            os.chmod(tmp, 0o644)  # mkstemp makes owner-only files
-            os.replace(tmp, path)
-        return found
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
-def file_md5(path: Path) -> str:
-    # MD5 only checks files against the published sums, not security: usedforsecurity=False lets FIPS builds run it.
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def unpack(archive: Path, root: Path, folder: str) -> None:

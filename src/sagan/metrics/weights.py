@@ -6,20 +6,14 @@ the published URL(s) into that cache. Downloads are checked against the sha256 p
 hub convention) before they are renamed into place, so the cache never holds a partial or wrong file.
 """
 
-import hashlib
 import http.client
 import os
-import tempfile
-import urllib.request
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from ..errors import ConfigError, MissingPathError, UserError
-
-DOWNLOAD_TIMEOUT_S = 30
-_CHUNK = 1 << 20
+from ..fetch import fetch_file, file_digest
 
 
 def fetch_weights(url: str | list[str], sha256_prefix: str, filename: str | list[str], path=None,
@@ -35,7 +29,7 @@ def fetch_weights(url: str | list[str], sha256_prefix: str, filename: str | list
     no download is possible.
     """
     file = weights_file(url, sha256_prefix, filename, path, env_var, hub_dir, what, option)
-    digest = sha256_of(file)
+    digest = file_digest(file, "sha256")
     try:
         state = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as e:  # a truncated or foreign file: say which file, in one line
@@ -58,7 +52,7 @@ def weights_file(url: str | list[str], sha256_prefix: str, filename: str | list[
     names = [filename] if isinstance(filename, str) else list(filename)
     for cached in (checkpoints / name for name in names):
         if cached.is_file():
-            digest = sha256_of(cached)
+            digest = file_digest(cached, "sha256")
             if not digest.startswith(sha256_prefix):
                 raise UserError(f"{cached}: sha256 {digest[:8]}... does not start with {sha256_prefix}; the cached "
                                 f"{what} are damaged, delete the file to download it again")
@@ -89,14 +83,6 @@ def load_strict(net: torch.nn.Module, state: dict, weights, env_var: str, expect
         raise ConfigError(f"{source}: not {expected} ({problem})") from None
 
 
-def sha256_of(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _existing(path, source: str) -> Path:
     path = Path(path).expanduser()
     if not path.is_file():
@@ -105,23 +91,8 @@ def _existing(path, source: str) -> Path:
 
 
 def _download(url: str, dest: Path, sha256_prefix: str) -> None:
-    """Stream `url` into a temporary file beside `dest` with a progress bar, check its hash, rename it."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".partial")
-    try:
-        h = hashlib.sha256()
-        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=dest.name) as bar:
-                while chunk := response.read(_CHUNK):
-                    f.write(chunk)
-                    h.update(chunk)
-                    bar.update(len(chunk))
-        digest = h.hexdigest()
-        if not digest.startswith(sha256_prefix):
-            raise UserError(f"{url}: downloaded file has sha256 {digest[:8]}..., expected {sha256_prefix}...; "
-                            f"not saved")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dest)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    """Download `url` to `dest` if its sha256 starts with `sha256_prefix`; otherwise nothing is saved."""
+    digest = fetch_file(url, dest, "sha256", lambda found: found.startswith(sha256_prefix))
+    if not digest.startswith(sha256_prefix):
+        raise UserError(f"{url}: downloaded file has sha256 {digest[:8]}..., expected {sha256_prefix}...; "
+                        f"not saved")
