@@ -53,9 +53,8 @@ class _ConvFloatWeightGrad(torch.autograd.Function):
 
     For the 4x4 (transposed) convolutions of these nets, oneDNN's bf16 weight-gradient kernels run 2-8x slower than
     its float32 ones on AVX512-BF16 CPUs (measured with ONEDNN_VERBOSE), while its bf16 forward and input-gradient
-    kernels are the faster ones. The forward
-    and the input gradient are exactly autocast's; the weight gradient takes the same bf16-rounded operands and only
-    skips the final rounding of the result to bf16.
+    kernels are the faster ones. The forward and the input gradient are exactly autocast's; the weight gradient
+    takes the same bf16-rounded operands and only skips the final rounding of the result to bf16.
     """
 
     @staticmethod
