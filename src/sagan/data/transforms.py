@@ -55,19 +55,20 @@ def load_image(source: str | os.PathLike | BinaryIO, resolution: int, channels: 
     threshold and that limit are decoded without Pillow's warning.
     """
     name = name or str(source)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+    # Newer Pillow versions repeat the size check in crop() too, hence the filter around both steps.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
             with Image.open(source) as image:
                 image = _convert(ImageOps.exif_transpose(image), "L" if channels == 1 else "RGB")
-    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:
-        raise BadImageError(f"cannot decode image {name}: {e or type(e).__name__}") from None
-    try:
-        left, top, size = center_box(*image.size, crop, f"image {name}")
-    except DataError as e:
-        raise BadImageError(str(e)) from None
-    # Crop, then resize: resizing with `box=` would also sample pixels outside the crop.
-    image = image.crop((left, top, left + size, top + size)).resize((resolution, resolution), RESAMPLE)
+        except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:
+            raise BadImageError(f"cannot decode image {name}: {e or type(e).__name__}") from None
+        try:
+            left, top, size = center_box(*image.size, crop, f"image {name}")
+        except DataError as e:
+            raise BadImageError(str(e)) from None
+        # Crop, then resize: resizing with `box=` would also sample pixels outside the crop.
+        image = image.crop((left, top, left + size, top + size)).resize((resolution, resolution), RESAMPLE)
     return np.asarray(image).reshape(resolution, resolution, channels)
 
 
