@@ -54,6 +54,8 @@ def test_bad_overrides_name_the_problem(assignment, message):
     ("train.ema_decay", 1.0, r"train.ema_decay: must be in \[0, 1\)"),
     ("train.device", "tpu", "train.device: 'tpu'"),
     ("data.channels", 2, "data.channels"),
+    ("train.compile_mode", "reduce-overhead", "train.compile_mode: 'reduce-overhead' applies only with train.compile"),
+    ("train.compile_mode", "fast", "train.compile_mode: 'fast' is not one of default, reduce-overhead"),
 ])
 def test_validate_names_the_option(key, value, message):
     cfg = config.preset("demo")

@@ -5,7 +5,7 @@ import torch
 
 from sagan.config import ModelConfig, preset
 from sagan.errors import ConfigError
-from sagan.models import attention_layers, build_discriminator, build_generator
+from sagan.models import attention_layers, build_discriminator, build_generator, layers
 
 
 def shapes(net: torch.nn.Module) -> Counter:
@@ -106,6 +106,22 @@ def test_spectral_norm_bounds_the_layer_norm():
     D(torch.randn(4, 3, 32, 32))  # a power iteration in training mode
     weight = D.linear.weight  # the normalised weight of the spectrally normalised layer
     assert torch.linalg.matrix_norm(weight, ord=2).item() == pytest.approx(1.0, rel=1e-2)
+
+
+@pytest.mark.parametrize("make", [lambda f: f.conv(8, 16, 3), lambda f: f.conv_transpose(16, 8, 4, 2, 1),
+                                  lambda f: f.linear(8, 5)], ids=["conv", "conv-transpose", "linear"])
+def test_spectral_norm_is_torchs_and_stays_float32_under_autocast(make):
+    torch.manual_seed(0)
+    ours = make(layers.LayerFactory())
+    plain = make(layers.LayerFactory(spectral_norm=False))
+    torchs = torch.nn.utils.parametrizations.spectral_norm(plain)  # picks dim=1 for the transposed conv itself
+    torchs.load_state_dict(ours.state_dict())  # same keys: checkpoints load either way
+    for _ in range(3):  # power iterations in training mode
+        assert torch.equal(ours.weight, torchs.weight)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        weight = ours.weight
+    assert weight.dtype == torch.float32
+    torch.testing.assert_close(weight, torchs.weight)  # the same sigma estimate, in float32
 
 
 @pytest.mark.parametrize("arch,net,res,message", [

@@ -14,7 +14,7 @@ from torch.utils import flop_counter
 from .config import Config
 from .errors import ConfigError, MissingPathError
 from .training.gan import GANTraining
-from .training.runtime import check_amp, resolve_device, seed_everything
+from .training.runtime import check_amp, resolve_device, seed_everything, tune_backends
 
 REFERENCE_FILE = Path(__file__).resolve().parents[2] / "benchmarks" / "reference_sagan.py"
 
@@ -48,6 +48,7 @@ def bench_train(cfg: Config, steps: int = 10, warmup: int = 3, compare_reference
     t, res, ch = cfg.train, cfg.data.resolution, cfg.data.channels
     device = resolve_device(t.device)
     check_amp(t.amp, device)
+    tune_backends(device)
     seed_everything(t.seed)
     gan = GANTraining(cfg, device, batches_per_epoch=1)
     images = torch.randint(0, 256, (t.batch_size, ch, res, res), dtype=torch.uint8)

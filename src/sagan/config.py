@@ -81,6 +81,7 @@ class TrainConfig:
     channels_last: bool = False  # NHWC memory format for convolutions
     fused_optimizer: bool = True  # Adam as one fused kernel over all parameters (false: the per-tensor loop)
     compile: bool = False  # torch.compile G and D (the first steps compile for a minute or more)
+    compile_mode: str = "default"  # torch.compile mode; reduce-overhead adds CUDA graphs (fewer kernel launches)
     sync_bn: bool = False  # under torchrun on GPUs: G's batch norm uses statistics of the global batch
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     seed: int = 0
@@ -162,6 +163,7 @@ CHOICES = {
     "train.loss": ("hinge", "bce", "wgan-gp"),
     "train.lr_schedule": ("constant", "linear", "exponential"),
     "train.amp": ("none", "bf16", "fp16"),
+    "train.compile_mode": ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),
     "eval.backbone": ("inception", "efficientnet-lite0", "swd"),
 }
 
@@ -260,6 +262,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError("data.cache: expected auto, off, a folder or a .npy file, got an empty string")
     if cfg.data.channels not in (1, 3):
         raise ConfigError(f"data.channels: {cfg.data.channels} must be 1 (grayscale) or 3 (RGB)")
+    if cfg.train.compile_mode != "default" and not cfg.train.compile:
+        raise ConfigError(f"train.compile_mode: '{cfg.train.compile_mode}' applies only with train.compile=true")
     positive = ["model.z_dim", "model.g_channels", "model.d_channels", "train.steps", "train.batch_size",
                 "train.n_dis", "train.log_every", "train.sample_every", "train.checkpoint_every", "train.num_samples",
                 "eval.num_samples", "eval.batch_size"]

@@ -3,7 +3,8 @@ that becomes conditional when there are classes."""
 
 import torch
 from torch import nn
-from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
+from torch.nn.utils import parametrize
+from torch.nn.utils.parametrizations import _SpectralNorm
 
 INITS = {
     "orthogonal": nn.init.orthogonal_,
@@ -40,7 +41,21 @@ class LayerFactory:
         self.init(layer.weight)
         if getattr(layer, "bias", None) is not None:
             nn.init.zeros_(layer.bias)
-        return _spectral_norm(layer) if (self.spectral_norm if sn is None else sn) else layer
+        if self.spectral_norm if sn is None else sn:
+            # As torch's spectral_norm: a transposed convolution's output channels are its weight's dim 1.
+            dim = 1 if isinstance(layer, nn.ConvTranspose2d) else 0
+            parametrize.register_parametrization(layer, "weight", SpectralNorm(layer.weight, dim=dim))
+        return layer
+
+
+class SpectralNorm(_SpectralNorm):
+    """`torch.nn.utils.parametrizations.spectral_norm` (same buffers and state-dict keys: `...weight.0._u`, `_v`),
+    with the power iteration and the division by sigma kept in float32 under autocast: in bf16 or fp16 the sigma
+    estimate would lose precision, and casting the weight for each matrix-vector product costs a kernel each."""
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(weight.device.type, enabled=False):
+            return super().forward(weight)
 
 
 def _cpu_bf16_autocast(x: torch.Tensor) -> bool:

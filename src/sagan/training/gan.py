@@ -30,7 +30,7 @@ class GANTraining:
             # In place, so parameter names (and checkpoints) stay those of the plain modules; shapes are static
             # (D sees 2n images in the D step and n in the G step: two graphs, no dynamic-shape guards).
             for net in (self.G, self.D):
-                net.compile(dynamic=False)
+                net.compile(dynamic=False, mode=t.compile_mode)
         # What the updates call for gradients: the networks, or their DDP wrappers (`distributed.data_parallel`).
         self.G_train, self.D_train = self.G, self.D
         self.opt_g = build_optimizer(self.G.parameters(), t.lr_g, t)
@@ -59,6 +59,7 @@ class GANTraining:
         """One discriminator update on a batch of real images; returns detached statistics."""
         t = self.cfg.train
         n = real.shape[0]
+        self._new_step()
         z, y_fake = self.latents(n)
         with autocast(t.amp, self.device):
             with torch.no_grad():
@@ -84,6 +85,7 @@ class GANTraining:
 
     def g_step(self, n: int) -> dict[str, torch.Tensor]:
         """One generator update on `n` fresh latents; returns detached statistics."""
+        self._new_step()
         z, y = self.latents(n)
         # D's weight gradients are not needed here; skipping them saves a third of D's backward pass.
         self.D.requires_grad_(False)
@@ -93,6 +95,11 @@ class GANTraining:
         self._update(self.G, self.opt_g, self.scaler_g, loss)
         self.D.requires_grad_(True)
         return {"g_loss": loss.detach()}
+
+    def _new_step(self) -> None:
+        # With CUDA graphs (compile_mode reduce-overhead), the outputs of the previous step's graphs may be reused.
+        if self.cfg.train.compile:
+            torch.compiler.cudagraph_mark_step_begin()
 
     def _update(self, net: nn.Module, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
                 loss: torch.Tensor) -> None:
@@ -109,10 +116,9 @@ class GANTraining:
         """G_ema <- decay * G_ema + (1 - decay) * G; a plain copy before `ema_start`. Buffers (BN statistics,
         spectral-norm vectors) are copied."""
         decay = self.cfg.train.ema_decay if step >= self.cfg.train.ema_start else 0.0
-        for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters()):
-            p_ema.lerp_(p, 1 - decay)
-        for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
-            b_ema.copy_(b)
+        # One multi-tensor kernel each instead of one per tensor: on a GPU this step is bound by kernel launches.
+        torch._foreach_lerp_(list(self.G_ema.parameters()), list(self.G.parameters()), 1 - decay)
+        torch._foreach_copy_(list(self.G_ema.buffers()), list(self.G.buffers()))
 
     def step_schedules(self) -> None:
         self.sched_g.step()

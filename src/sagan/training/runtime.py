@@ -22,6 +22,12 @@ def check_amp(amp: str, device: torch.device) -> None:
         raise ConfigError("train.amp: fp16 needs a CUDA device; use bf16 on the CPU")
 
 
+def tune_backends(device: torch.device) -> None:
+    """On CUDA, let cuDNN time its convolution algorithms once per shape: a GAN step's shapes never change."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+
 def autocast(amp: str, device: torch.device) -> contextlib.AbstractContextManager:
     """Mixed-precision context for forward passes; losses are computed in float32 outside it."""
     if amp == "none":

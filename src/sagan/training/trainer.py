@@ -17,7 +17,7 @@ from .batches import batch_loader
 from .evaluation import PeriodicEvaluation
 from .gan import GANTraining
 from .runlog import RunLog
-from .runtime import capture_rng, check_amp, restore_rng, seed_everything
+from .runtime import capture_rng, check_amp, restore_rng, seed_everything, tune_backends
 
 
 def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool = True,
@@ -29,6 +29,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
     t, run_dir = cfg.train, Path(run_dir)
     device = distributed.local_device(t.device)
     check_amp(t.amp, device)
+    tune_backends(device)
     if run_dir.exists() and not run_dir.is_dir():
         raise UserError(f"run directory {run_dir} exists and is not a folder")
     if not resume and (checkpoint.checkpoint_dir(run_dir) / checkpoint.LATEST).exists():
