@@ -7,7 +7,7 @@ the published weight files (`pt_inception-2015-12-05-6726825d.pth`), so they loa
 `InceptionFeatures` wraps it for feature extraction: uint8 images in, `pool3` / `logits` / `logits_unbiased` out,
 with the TTUR / torch-fidelity preprocessing (or clean-fid's). For speed it runs the network prepared for inference:
 batch norm folded into the convolutions, the 1x1 convolutions that read the same block input merged into one, ReLU
-fused into the convolution, channels_last memory; the same function up to float rounding.
+fused into the convolution, channels_last memory (on the CPU, and in bf16); the same function up to float rounding.
 """
 
 import contextlib
@@ -333,7 +333,11 @@ class InceptionFeatures(nn.Module):
         net.float().requires_grad_(False)
         self.net = prepare_for_inference(net) if fast else net
         self.device = torch.device(device) if device is not None else torch.device("cpu")
-        self.net.to(self.device, self.dtype, memory_format=torch.channels_last if fast else torch.preserve_format)
+        # channels_last helps oneDNN, and cuDNN in bf16; cuDNN's IEEE float32 kernels are faster in NCHW (H100:
+        # 2,250 vs 1,870 images/s).
+        self.memory_format = (torch.channels_last if fast and (self.device.type == "cpu" or precision != "fp32")
+                              else torch.contiguous_format)
+        self.net.to(self.device, self.dtype, memory_format=self.memory_format)
         self.net.fc.float()  # logits from float32 pool3, in float32
         self.eval()
 
@@ -345,8 +349,7 @@ class InceptionFeatures(nn.Module):
             images = images.expand(-1, 3, -1, -1)
         with torch.inference_mode(), _ieee_float32():
             x = preprocess(images.to(self.device), self.resize, INPUT_SIZE).to(self.dtype)
-            if self.fast:
-                x = x.contiguous(memory_format=torch.channels_last)
+            x = x.contiguous(memory_format=self.memory_format)
             pool3 = self.net(x).float()
             logits_unbiased = pool3 @ self.net.fc.weight.T
             logits = logits_unbiased + self.net.fc.bias
