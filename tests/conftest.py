@@ -3,10 +3,15 @@
 from pathlib import Path
 
 import pytest
+import torch
 
 # Real public datasets kept beside the repository (../shared/data); tests that read them skip without them.
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 needs_shared_data = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs ../shared/data")
+
+# The CUDA variants of the tests run where a GPU is visible (the lent GPU machine); CI and this CPU machine skip them.
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+DEVICES = ["cpu", pytest.param("cuda", marks=needs_cuda)]
 
 # `sagan train` arguments of a run that takes a few seconds on the CPU.
 TINY = ["--steps", "2", "--batch-size", "8", "--device", "cpu", "--no-progress", "--set", "model.g_channels=16",

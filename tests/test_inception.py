@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, needs_cuda
 
 from sagan.errors import ConfigError, MissingPathError
 from sagan.metrics import FIDInceptionV3, InceptionFeatures
@@ -69,6 +69,20 @@ def test_prepared_network_computes_the_same_features(state):
     approx = bf16(images)["pool3"]
     assert approx.dtype == torch.float32
     assert (approx - plain["pool3"]).norm() < 0.02 * plain["pool3"].norm()
+
+
+@needs_cuda
+def test_cuda_matches_the_cpu_reference(state):
+    """On a GPU both paths keep IEEE float32 (no TF32) and agree with the CPU's reference computation."""
+    images = torch.randint(0, 256, (4, 3, 64, 64), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
+    want = InceptionFeatures(state, fast=False)(images)
+    for fast in (True, False):
+        got = InceptionFeatures(state, device="cuda", fast=fast)(images)
+        for key in ("pool3", "logits", "logits_unbiased"):
+            assert got[key].device.type == "cuda"
+            torch.testing.assert_close(got[key].cpu(), want[key], atol=1e-4, rtol=1e-4)
+    approx = InceptionFeatures(state, device="cuda", precision="bf16")(images)["pool3"].cpu()
+    assert (approx - want["pool3"]).norm() < 0.02 * want["pool3"].norm()
 
 
 @needs_fixtures

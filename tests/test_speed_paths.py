@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from conftest import tiny_config
+from conftest import DEVICES, needs_cuda, tiny_config
 from sagan import bench, cli
 from sagan.config import preset
 from sagan.models import attention, layers
@@ -17,10 +17,10 @@ from sagan.training.runtime import seed_everything
 PLAIN = {"train.fused_optimizer": False, "train.channels_last": False, "train.compile": False}
 
 
-def train_steps(cfg, steps: int = 3) -> tuple[list[dict[str, float]], torch.Tensor]:
+def train_steps(cfg, steps: int = 3, device: str = "cpu") -> tuple[list[dict[str, float]], torch.Tensor]:
     """Losses of `steps` D+G steps on fixed random images from the config's seed, and G's parameters after."""
     seed_everything(cfg.train.seed)
-    gan = GANTraining(cfg, torch.device("cpu"), batches_per_epoch=1)
+    gan = GANTraining(cfg, torch.device(device), batches_per_epoch=1)
     images = torch.randint(0, 256, (cfg.train.batch_size, 3, 32, 32), generator=torch.Generator().manual_seed(1),
                            dtype=torch.uint8)
     labels = torch.zeros(cfg.train.batch_size, dtype=torch.long)
@@ -29,17 +29,20 @@ def train_steps(cfg, steps: int = 3) -> tuple[list[dict[str, float]], torch.Tens
         stats = gan.d_step(*gan.prepare(images, labels)) | gan.g_step(cfg.train.batch_size)
         gan.update_ema(step)
         losses.append({k: v.item() for k, v in stats.items()})
-    return losses, torch.cat([p.detach().flatten() for p in gan.G.parameters()])
+    return losses, torch.cat([p.detach().cpu().flatten() for p in gan.G.parameters()])
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("optimised", [{}, {"train.channels_last": True}], ids=["defaults", "channels-last"])
-def test_optimised_training_matches_the_plain_path(optimised, monkeypatch):
+def test_optimised_training_matches_the_plain_path(optimised, device, monkeypatch):
     # Plain: the per-tensor Adam loop, NCHW, every attention map through the fused kernel. Optimised: the defaults
-    # (fused Adam, small attention maps as one matmul), optionally channels_last.
+    # (fused Adam, small attention maps as one matmul), optionally channels_last. cuDNN's TF32 convolutions (on by
+    # default) would round both paths to 10-bit mantissas, far beyond this comparison's tolerance.
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
     with monkeypatch.context() as patch:
         patch.setattr(attention, "MAX_MATERIALISED_SCORES", 0)
-        plain_losses, plain_params = train_steps(tiny_config(**PLAIN))
-    fast_losses, fast_params = train_steps(tiny_config(**optimised))
+        plain_losses, plain_params = train_steps(tiny_config(**PLAIN), device=device)
+    fast_losses, fast_params = train_steps(tiny_config(**optimised), device=device)
     for plain, fast in zip(plain_losses, fast_losses, strict=True):
         assert plain.keys() == fast.keys()
         for key in plain:
@@ -54,9 +57,11 @@ def test_optimised_training_matches_the_plain_path(optimised, monkeypatch):
 @pytest.mark.slow
 @pytest.mark.skipif(not os.environ.get("SAGAN_TEST_COMPILE"),
                     reason="torch.compile takes minutes on a 2-core CPU; run with SAGAN_TEST_COMPILE=1")
-def test_compiled_training_matches_eager():
-    eager_losses, eager_params = train_steps(tiny_config())
-    compiled_losses, compiled_params = train_steps(tiny_config(**{"train.compile": True}))
+@pytest.mark.parametrize("device", DEVICES)
+def test_compiled_training_matches_eager(device, monkeypatch):
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    eager_losses, eager_params = train_steps(tiny_config(), device=device)
+    compiled_losses, compiled_params = train_steps(tiny_config(**{"train.compile": True}), device=device)
     for eager, compiled in zip(eager_losses, compiled_losses, strict=True):
         for key in eager:
             assert compiled[key] == pytest.approx(eager[key], rel=1e-4, abs=1e-5), key
@@ -94,6 +99,28 @@ def test_attention_kernel_choice_by_score_size(max_scores, kernels):
     torch.testing.assert_close(out, expected)
     for got, want in zip(grads, (q2.grad, k2.grad, v2.grad)):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+
+
+@needs_cuda
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("value_dim", [64, 512])
+def test_large_attention_on_cuda_runs_a_fused_kernel(dtype, value_dim):
+    # The flash kernel takes head sizes up to 256 in half precision, the memory-efficient one float32 and larger
+    # heads; either keeps memory linear in N. The math fallback would show as `_softmax`.
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 1024, d, device="cuda", dtype=dtype, requires_grad=True) for d in (8, 8, value_dim))
+    with OpNames() as ops:
+        out = attention.attend(q, k, v, max_scores=0)
+        out.float().square().sum().backward()
+    names = {name.split(".")[0] for name in ops.names}
+    assert "_softmax" not in names and "bmm" not in names, names
+    q2, k2, v2 = (t.detach().double().requires_grad_() for t in (q, k, v))
+    expected = torch.softmax(q2 @ k2.transpose(1, 2), dim=-1) @ v2
+    expected.square().sum().backward()
+    tol = 1e-5 if dtype == torch.float32 else 2e-2
+    torch.testing.assert_close(out.double(), expected, rtol=tol, atol=tol)
+    for got, want in zip((q.grad, k.grad, v.grad), (q2.grad, k2.grad, v2.grad)):
+        assert (got.double() - want).norm() <= tol * want.norm()
 
 
 @pytest.mark.parametrize("make,shape", [

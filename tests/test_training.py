@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 import sagan
-from conftest import tiny_config
+from conftest import needs_cuda, tiny_config
 from sagan.config import from_dict, load_yaml
 from sagan.errors import ConfigError, UserError
 from sagan.training import train
@@ -65,6 +65,22 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, overrides):
         for index, state in a[key]["state"].items():
             for name, value in state.items():
                 assert torch.equal(value, b[key]["state"][index][name]), f"{key}.{index}.{name}"
+
+
+@needs_cuda
+@pytest.mark.parametrize("amp", ["none", "bf16", "fp16"])
+def test_cuda_run_resumes_and_loads_on_the_cpu(tmp_path, amp):
+    cfg = tiny_config(**{"train.device": "cuda", "train.amp": amp, "train.steps": 3, "train.checkpoint_every": 10})
+    train(cfg, tmp_path / "run", progress=False)
+    cfg.train.steps = 5
+    record = train(cfg, tmp_path / "run", resume=True, progress=False)
+    assert record["step"] == 5 and all(np.isfinite(v) for k, v in record.items() if k.endswith("loss"))
+    state = load(tmp_path / "run" / "checkpoints" / "latest.pt")
+    assert state["step"] == 5 and all(t.device.type == "cpu" for t in state["generator"].values())
+    if amp == "fp16":
+        assert state["grad_scalers"]["g"]["scale"] > 0
+    images = sagan.load_generator(tmp_path / "run").sample(4, seed=0)
+    assert images.shape == (4, 32, 32, 3) and images.std() > 0
 
 
 def test_a_fresh_run_refuses_to_overwrite_a_run(tmp_path):
