@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The GPU checks and measurements of benchmarks/README.md in one run, for a machine with one CUDA GPU and PyTorch
+# installed (the project need not be: it runs from src/). Logs and JSON lines go to $OUT (default ./gpu-results).
+#
+#   bash benchmarks/gpu.sh [tests] [bench] [metrics] [e2e]     # default: all four
+set -u
+out=${OUT:-gpu-results}
+mkdir -p "$out"
+export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+sections=${*:-tests bench metrics e2e}
+
+python -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name(), flush=True)"
+
+run() {  # name, time limit in s, command...: log to $out/name.log, keep going on failure
+    local name=$1 limit=$2
+    shift 2
+    echo "== $name: $*"
+    timeout "$limit" "$@" >"$out/$name.log" 2>&1
+    echo "   exit $? ($name)"
+    grep -h '^{' "$out/$name.log" >>"$out/results.jsonl"
+}
+
+if [[ $sections == *tests* ]]; then
+    # The whole suite: the CUDA variants (training paths, attention kernels, Inception, AMP runs) run here.
+    run tests 400 python -m pytest -q -p no:cacheprovider tests
+    SAGAN_TEST_COMPILE=1 run tests-compile 300 python -m pytest -q -p no:cacheprovider tests/test_speed_paths.py \
+        -k compiled
+    tail -n 3 "$out/tests.log" "$out/tests-compile.log"
+fi
+
+if [[ $sections == *bench* ]]; then
+    # Eager steps are bound by kernel launches on a GPU; compile_mode=reduce-overhead replays CUDA graphs.
+    bench=(python -m sagan bench train --preset dcgan64 --device cuda --warmup 5 --compare-reference)
+    graphs=(--set train.compile=true --set train.compile_mode=reduce-overhead)
+    run fp32-b64 120 "${bench[@]}" --steps 50 --batch-size 64
+    run bf16-b64 120 "${bench[@]}" --steps 50 --batch-size 64 --amp bf16
+    run bf16-b256 120 "${bench[@]}" --steps 30 --batch-size 256 --amp bf16
+    run graphs-fp32-b64 180 "${bench[@]}" --steps 50 --batch-size 64 "${graphs[@]}"
+    run graphs-bf16-b64 180 "${bench[@]}" --steps 50 --batch-size 64 --amp bf16 "${graphs[@]}"
+    run graphs-bf16-b256 180 "${bench[@]}" --steps 30 --batch-size 256 --amp bf16 "${graphs[@]}"
+    run graphs-bf16-128px 240 "${bench[@]}" --steps 30 --batch-size 64 --amp bf16 --set data.resolution=128 \
+        "${graphs[@]}"
+    run celeba128 240 python -m sagan bench train --preset celeba128 --device cuda --steps 30 --batch-size 64 \
+        --amp bf16 "${graphs[@]}"
+    run attention-memory 300 python benchmarks/attention_memory.py --device cuda --amp bf16
+    grep -h 'speed-up\|images/s' "$out"/*.log | grep -v '^{'
+fi
+
+if [[ $sections == *metrics* ]]; then
+    run inception-speed 300 python benchmarks/metrics_speed.py --device cuda --sizes 32 64 --batch-sizes 100 500 \
+        --repeats 5 --precision bf16
+fi
+
+if [[ $sections == *e2e* ]]; then
+    # Train briefly on the GPU, then a 10k-sample FID / KID / IS through the CLI, with He-initialised random
+    # Inception weights (the published file cannot be fetched offline; speed does not depend on the values).
+    python -c "import torch; from sagan.metrics import FIDInceptionV3; torch.manual_seed(0); \
+s = FIDInceptionV3().state_dict(); \
+s = {k: torch.randn(v.shape) * (2 / v[0].numel()) ** 0.5 if v.dim() == 4 else v for k, v in s.items()}; \
+torch.save(s, '/tmp/inception-random.pth')"
+    run e2e-train 300 python -m sagan train --preset demo --steps 300 --device cuda --amp bf16 --no-progress \
+        --out /tmp/e2e-run
+    run e2e-evaluate 300 python -m sagan evaluate --checkpoint /tmp/e2e-run --metrics fid,kid,is \
+        --num-samples 10000 --reference embedded --inception-weights /tmp/inception-random.pth --batch-size 250 \
+        --device cuda --cache-dir /tmp/stats
+    run e2e-torchrun 300 python -m torch.distributed.run --nproc_per_node 1 -m sagan train --preset demo --steps 50 \
+        --device cuda --no-progress --out /tmp/e2e-ddp
+    tail -n 8 "$out/e2e-evaluate.log"
+fi
