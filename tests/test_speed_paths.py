@@ -83,11 +83,12 @@ FLASH = "_scaled_dot_product_flash_attention_for_cpu"
 
 @pytest.mark.parametrize("max_scores,kernels", [(0, {FLASH, FLASH + "_backward"}),
                                                 (2**30, {"bmm", "_softmax", "_softmax_backward_data"})])
-def test_attention_kernel_choice_by_score_size(max_scores, kernels):
+def test_attention_kernel_choice_by_score_size(max_scores, kernels, monkeypatch):
+    monkeypatch.setattr(attention, "MAX_MATERIALISED_SCORES", max_scores)
     torch.manual_seed(0)
     q, k, v = (torch.randn(2, 64, d, requires_grad=True) for d in (4, 4, 32))
     with OpNames() as ops:
-        out = attention.attend(q, k, v, max_scores=max_scores)
+        out = attention.attend(q, k, v)
         out.square().sum().backward()
     names = {name.split(".")[0] for name in ops.names}
     assert kernels <= names
@@ -104,13 +105,14 @@ def test_attention_kernel_choice_by_score_size(max_scores, kernels):
 @needs_cuda
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("value_dim", [64, 512])
-def test_large_attention_on_cuda_runs_a_fused_kernel(dtype, value_dim):
+def test_large_attention_on_cuda_runs_a_fused_kernel(dtype, value_dim, monkeypatch):
     # The flash kernel takes head sizes up to 256 in half precision, the memory-efficient one float32 and larger
     # heads; either keeps memory linear in N. The math fallback would show as `_softmax`.
+    monkeypatch.setattr(attention, "MAX_MATERIALISED_SCORES", 0)
     torch.manual_seed(0)
     q, k, v = (torch.randn(2, 1024, d, device="cuda", dtype=dtype, requires_grad=True) for d in (8, 8, value_dim))
     with OpNames() as ops:
-        out = attention.attend(q, k, v, max_scores=0)
+        out = attention.attend(q, k, v)
         out.float().square().sum().backward()
     names = {name.split(".")[0] for name in ops.names}
     assert "_softmax" not in names and "bmm" not in names, names

@@ -63,15 +63,15 @@ class SelfAttention(nn.Module):
 MAX_MATERIALISED_SCORES = 2**24
 
 
-def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, max_scores: int | None = None) -> torch.Tensor:
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """softmax(q k^T) v for (B, N, d) queries and keys and (B, N, C) values; scale 1, as the paper has no 1/sqrt(d).
 
-    When B * N_query * N_key > `max_scores` (default MAX_MATERIALISED_SCORES), the N x N matrix is never
+    When B * N_query * N_key > MAX_MATERIALISED_SCORES, the N x N matrix is never
     materialised: fused attention kernels (CPU flash attention among them) need one head size for q, k and v and
     contiguous rows; padding q and k with zeros up to v's size leaves every dot product q.k unchanged and lets them
     run, in memory linear in N, instead of the N x N fallback.
     """
-    if q.shape[0] * q.shape[1] * k.shape[1] <= (MAX_MATERIALISED_SCORES if max_scores is None else max_scores):
+    if q.shape[0] * q.shape[1] * k.shape[1] <= MAX_MATERIALISED_SCORES:
         return torch.softmax(q @ k.transpose(1, 2), dim=-1) @ v
     pad = v.shape[-1] - q.shape[-1]
     if pad > 0:
