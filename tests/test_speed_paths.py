@@ -40,7 +40,7 @@ def test_optimised_training_matches_the_plain_path(optimised, device, monkeypatc
     # default) would round both paths to 10-bit mantissas, far beyond this comparison's tolerance.
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
     with monkeypatch.context() as patch:
-        patch.setattr(attention, "MAX_MATERIALISED_SCORES", 0)
+        patch.setattr(attention, "MAX_MATERIALISED_BYTES", 0)
         plain_losses, plain_params = train_steps(tiny_config(**PLAIN), device=device)
     fast_losses, fast_params = train_steps(tiny_config(**optimised), device=device)
     for plain, fast in zip(plain_losses, fast_losses, strict=True):
@@ -81,10 +81,10 @@ class OpNames(TorchDispatchMode):
 FLASH = "_scaled_dot_product_flash_attention_for_cpu"
 
 
-@pytest.mark.parametrize("max_scores,kernels", [(0, {FLASH, FLASH + "_backward"}),
-                                                (2**30, {"bmm", "_softmax", "_softmax_backward_data"})])
-def test_attention_kernel_choice_by_score_size(max_scores, kernels, monkeypatch):
-    monkeypatch.setattr(attention, "MAX_MATERIALISED_SCORES", max_scores)
+@pytest.mark.parametrize("max_bytes,kernels", [(0, {FLASH, FLASH + "_backward"}),
+                                               (2**30, {"bmm", "_softmax", "_softmax_backward_data"})])
+def test_attention_kernel_choice_by_score_size(max_bytes, kernels, monkeypatch):
+    monkeypatch.setattr(attention, "MAX_MATERIALISED_BYTES", max_bytes)
     torch.manual_seed(0)
     q, k, v = (torch.randn(2, 64, d, requires_grad=True) for d in (4, 4, 32))
     with OpNames() as ops:
@@ -92,7 +92,7 @@ def test_attention_kernel_choice_by_score_size(max_scores, kernels, monkeypatch)
         out.square().sum().backward()
     names = {name.split(".")[0] for name in ops.names}
     assert kernels <= names
-    assert ("_softmax" in names) == (max_scores > 0)
+    assert ("_softmax" in names) == (max_bytes > 0)
     grads = [t.grad for t in (q, k, v)]
     q2, k2, v2 = (t.detach().requires_grad_() for t in (q, k, v))
     expected = torch.softmax(q2 @ k2.transpose(1, 2), dim=-1) @ v2
@@ -102,13 +102,31 @@ def test_attention_kernel_choice_by_score_size(max_scores, kernels, monkeypatch)
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("batch,positions,dtype,expected", [
+    (64, 16 * 16, torch.float32, True),  # dcgan64's small maps
+    (64, 32 * 32, torch.float32, False),  # G's 32x32 map: the fused kernel is faster in float32
+    (64, 32 * 32, torch.bfloat16, True),  # ... and slower in bfloat16
+    (128, 32 * 32, torch.bfloat16, False),  # 256 MiB of scores: over the memory bound
+    (1, 64 * 64, torch.bfloat16, False),  # 64x64 maps always take the fused kernel, in memory linear in N
+])
+def test_materialised_attention_by_speed_and_memory(batch, positions, dtype, expected):
+    q = torch.empty(batch, positions, 8, dtype=dtype)
+    assert attention.materialises(q, q) == expected
+
+
+def test_other_devices_keep_the_float32_limit_in_half_precision():
+    q = torch.empty(64, 32 * 32, 8, dtype=torch.bfloat16, device="meta")  # the bf16 limit was measured on the CPU
+    assert not attention.materialises(q, q)
+
+
+
 @needs_cuda
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("value_dim", [64, 512])
 def test_large_attention_on_cuda_runs_a_fused_kernel(dtype, value_dim, monkeypatch):
     # The flash kernel takes head sizes up to 256 in half precision, the memory-efficient one float32 and larger
     # heads; either keeps memory linear in N. The math fallback would show as `_softmax`.
-    monkeypatch.setattr(attention, "MAX_MATERIALISED_SCORES", 0)
+    monkeypatch.setattr(attention, "MAX_MATERIALISED_BYTES", 0)
     torch.manual_seed(0)
     q, k, v = (torch.randn(2, 1024, d, device="cuda", dtype=dtype, requires_grad=True) for d in (8, 8, value_dim))
     with OpNames() as ops:

@@ -57,21 +57,33 @@ class SelfAttention(nn.Module):
         return y
 
 
-# Score matrices up to this many elements (64 MiB in float32) are materialised: at the small feature maps of a 64x64
-# SAGAN (N <= 256) one batched matmul + softmax is about twice as fast on the CPU as the fused kernel, and the memory
-# stays bounded by this constant. Larger ones go through the fused kernel, in memory linear in N.
-MAX_MATERIALISED_SCORES = 2**24
+# One batched matmul + softmax (the score matrix materialised) or the fused kernel (memory linear in N, but q and k
+# padded to v's size): the matmul is faster up to this many query-key pairs per image (measured on a 2-core AVX-512
+# CPU, forward + backward: float32 0.8x the fused kernel's time at N = 512, 1.5x at 1024; bfloat16 0.45x at 1024,
+# 0.87x at 2048, 1.3x at 4096; on GPUs only the float32 limit is used, as before those measurements), and only while
+# one call's scores fit in MAX_MATERIALISED_BYTES.
+MAX_SCORES_PER_IMAGE = 2**18  # N <= 512 for a square map
+MAX_SCORES_PER_IMAGE_HALF_CPU = 2**22  # bfloat16 / float16 on the CPU: N <= 2048
+MAX_MATERIALISED_BYTES = 2**27  # 128 MiB: 64 x 1024^2 scores in bf16 (G's 32x32 map at batch 64), 2^25 in float32
+
+
+def materialises(q: torch.Tensor, k: torch.Tensor) -> bool:
+    """Whether `attend` computes these queries and keys with the score matrix materialised."""
+    per_image = q.shape[1] * k.shape[1]
+    half_cpu = q.element_size() == 2 and q.device.type == "cpu"
+    limit = MAX_SCORES_PER_IMAGE_HALF_CPU if half_cpu else MAX_SCORES_PER_IMAGE
+    return per_image <= limit and q.shape[0] * per_image * q.element_size() <= MAX_MATERIALISED_BYTES
 
 
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """softmax(q k^T) v for (B, N, d) queries and keys and (B, N, C) values; scale 1, as the paper has no 1/sqrt(d).
 
-    When B * N_query * N_key > MAX_MATERIALISED_SCORES, the N x N matrix is never
-    materialised: fused attention kernels (CPU flash attention among them) need one head size for q, k and v and
-    contiguous rows; padding q and k with zeros up to v's size leaves every dot product q.k unchanged and lets them
-    run, in memory linear in N, instead of the N x N fallback.
+    Small score matrices are materialised (`materialises`). Larger ones never are: fused attention kernels (CPU
+    flash attention among them) need one head size for q, k and v and contiguous rows; padding q and k with zeros
+    up to v's size leaves every dot product q.k unchanged and lets them run, in memory linear in N, instead of the
+    N x N fallback.
     """
-    if q.shape[0] * q.shape[1] * k.shape[1] <= MAX_MATERIALISED_SCORES:
+    if materialises(q, k):
         return torch.softmax(q @ k.transpose(1, 2), dim=-1) @ v
     pad = v.shape[-1] - q.shape[-1]
     if pad > 0:
