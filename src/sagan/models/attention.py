@@ -60,8 +60,8 @@ class SelfAttention(nn.Module):
 # One batched matmul + softmax (the score matrix materialised) or the fused kernel (memory linear in N, but q and k
 # padded to v's size): the matmul is faster up to this many query-key pairs per image (measured on a 2-core AVX-512
 # CPU, forward + backward: float32 0.8x the fused kernel's time at N = 512, 1.5x at 1024; bfloat16 0.45x at 1024,
-# 0.87x at 2048, 1.3x at 4096; on GPUs only the float32 limit is used, as before those measurements), and only while
-# one call's scores fit in MAX_MATERIALISED_BYTES.
+# 0.87x at 2048, 1.3x at 4096; these are CPU figures, so other devices keep the float32 limit in every precision), and
+# only while one call's scores fit in MAX_MATERIALISED_BYTES.
 MAX_SCORES_PER_IMAGE = 2**18  # N <= 512 for a square map
 MAX_SCORES_PER_IMAGE_HALF_CPU = 2**22  # bfloat16 / float16 on the CPU: N <= 2048
 MAX_MATERIALISED_BYTES = 2**27  # 128 MiB: 64 x 1024^2 scores in bf16 (G's 32x32 map at batch 64), 2^25 in float32

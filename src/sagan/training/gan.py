@@ -97,7 +97,7 @@ class GANTraining:
         return {"g_loss": loss.detach()}
 
     def _new_step(self) -> None:
-        # With CUDA graphs (compile_mode reduce-overhead), the outputs of the previous step's graphs may be reused.
+        # Tells CUDA graphs (compile_mode reduce-overhead) that the last step's outputs are no longer read.
         if self.cfg.train.compile:
             torch.compiler.cudagraph_mark_step_begin()
 
