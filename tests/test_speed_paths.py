@@ -119,7 +119,6 @@ def test_other_devices_keep_the_float32_limit_in_half_precision():
     assert not attention.materialises(q, q)
 
 
-
 @needs_cuda
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("value_dim", [64, 512])
