@@ -356,7 +356,7 @@ def _write_figures(args: argparse.Namespace, figures: dict[str, np.ndarray | byt
 def _positive(**values: int) -> None:
     for name, value in values.items():
         if value <= 0:
-            raise ConfigError(f"--{name} must be positive, got {value}")
+            raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {value}")
 
 
 def run_visualize_samples(args: argparse.Namespace) -> int:
@@ -432,8 +432,7 @@ def _report_refresher(run_dir: Path):
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    if args.num <= 0 or args.batch_size <= 0:
-        raise ConfigError("--num and --batch-size must be positive")
+    _positive(num=args.num, batch_size=args.batch_size)
     G = load_generator(args.checkpoint, resolve_device(args.device))
     labels = G.make_labels(args.num, args.label, torch.Generator().manual_seed(args.seed))
     images = G.sample(args.num, seed=args.seed, labels=labels, batch_size=args.batch_size)
@@ -511,11 +510,11 @@ def run_data_prepare(args: argparse.Namespace) -> int:
           f"{cache.path.stat().st_size / 1e6:.1f} MB; sagan train with the same data options reads it with {use}")
     return 0
 
+
 def run_evaluate(args: argparse.Namespace) -> int:
     if not (args.checkpoint or args.images or args.save_stats):
         raise ConfigError("evaluate needs --checkpoint RUN or --images DIR|FILE.npz (or --save-stats FILE)")
-    if args.num_samples <= 0 or args.batch_size <= 0:
-        raise ConfigError("--num-samples and --batch-size must be positive")
+    _positive(num_samples=args.num_samples, batch_size=args.batch_size)
     device = resolve_device(args.device)
     metrics = parse_metrics(args.metrics or default_metrics(args.backbone), args.backbone)
     G, images, step = None, None, None
