@@ -63,13 +63,7 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu") -> Gene
 
 def generator(state: dict, device: str | torch.device = "cpu") -> Generator:
     """The EMA generator of a loaded checkpoint (any checkpoint, `best.pt` included), in eval mode."""
-    cfg = from_dict(state["config"])
-    # Building draws random initial weights; leave the caller's random stream (a training run refreshing its
-    # report) as it was, so resumed runs stay exact.
-    with torch.random.fork_rng(devices=[]):
-        G = build_generator(cfg.model, cfg.data.resolution, cfg.data.channels)
-    G.load_state_dict(state["generator_ema"])
-    return G.to(device).eval().requires_grad_(False)
+    return _network(build_generator, state, "generator_ema", device)
 
 
 def networks(state: dict, device: str | torch.device = "cpu") -> tuple[Generator, nn.Module]:
@@ -77,8 +71,15 @@ def networks(state: dict, device: str | torch.device = "cpu") -> tuple[Generator
     if "discriminator" not in state:
         raise UserError("this checkpoint holds only the generator (best.pt); use a training checkpoint, "
                         "RUN or RUN/checkpoints/latest.pt")
+    return generator(state, device), _network(build_discriminator, state, "discriminator", device)
+
+
+def _network(build, state: dict, key: str, device: str | torch.device) -> nn.Module:
+    """`build`'s network at the checkpoint's config with the weights `state[key]`, in eval mode, without gradients."""
     cfg = from_dict(state["config"])
+    # Building draws random initial weights; leave the caller's random stream (a training run refreshing its
+    # report) as it was, so resumed runs stay exact.
     with torch.random.fork_rng(devices=[]):
-        D = build_discriminator(cfg.model, cfg.data.resolution, cfg.data.channels)
-    D.load_state_dict(state["discriminator"])
-    return generator(state, device), D.to(device).eval().requires_grad_(False)
+        net = build(cfg.model, cfg.data.resolution, cfg.data.channels)
+    net.load_state_dict(state[key])
+    return net.to(device).eval().requires_grad_(False)
