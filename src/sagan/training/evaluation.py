@@ -2,7 +2,6 @@
 image folder or a stats file; images from a folder or an .npz; periodic evaluation of the EMA generator that
 keeps `checkpoints/best.pt`."""
 
-import io
 import math
 import os
 from pathlib import Path
@@ -121,9 +120,7 @@ class PeriodicEvaluation:
         sign = 1 if name in HIGHER_IS_BETTER else -1
         if math.isfinite(value) and (self.best is None or sign * value > sign * self.best):
             self.best = value
-            buffer = io.BytesIO()
-            torch.save(state | {"eval": {"metric": name, "value": value}}, buffer)
-            atomic_write_bytes(self.best_path, buffer.getvalue())
+            atomic_write_bytes(self.best_path, checkpoint.serialize(state | {"eval": {"metric": name, "value": value}}))
             log.info(f"eval step {step}: best {name} {value:.4g}, saved {self.best_path}")
         return results
 
