@@ -11,7 +11,6 @@ fused into the convolution, channels_last memory (on the CPU, and in bf16); the 
 """
 
 import contextlib
-import hashlib
 
 import torch
 import torch.nn.functional as F
@@ -19,7 +18,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from .preprocess import RESIZE_MODES, preprocess
-from .weights import fetch_weights, load_strict
+from .weights import fetch_weights, load_strict, state_digest
 
 NUM_CLASSES = 1008
 INPUT_SIZE = 299
@@ -317,7 +316,7 @@ class InceptionFeatures(nn.Module):
         if precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         if isinstance(weights, dict):
-            state, self.weights_sha256 = weights, "provided-state-dict-" + _state_digest(weights)
+            state, self.weights_sha256 = weights, "provided-state-dict-" + state_digest(weights)
         else:
             state, self.weights_sha256 = fetch_weights(
                 [WEIGHTS_URL, WEIGHTS_MIRROR], WEIGHTS_SHA256_PREFIX, [WEIGHTS_FILE, WEIGHTS_FILE_TORCH_FIDELITY],
@@ -372,11 +371,3 @@ def _ieee_float32():
         for b, value in zip(backends, saved):
             b.fp32_precision = value
 
-
-def _state_digest(state: dict) -> str:
-    """A short content hash of a state dict, so statistics made with different provided weights never mix."""
-    h = hashlib.sha256()
-    for key in sorted(state):
-        h.update(key.encode())
-        h.update(state[key].detach().cpu().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:16]

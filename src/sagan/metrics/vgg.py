@@ -1,13 +1,11 @@
 """VGG16 fc2 features for precision / recall (Kynkäänniemi et al. 2019): an own port with torchvision's key names,
 so torchvision's published `vgg16-397923af.pth` loads strictly without torchvision."""
 
-import hashlib
-
 import torch
 from torch import nn
 
 from .preprocess import resize_antialiased
-from .weights import fetch_weights, load_strict
+from .weights import fetch_weights, load_strict, state_digest
 
 WEIGHTS_URL = "https://download.pytorch.org/models/vgg16-397923af.pth"
 WEIGHTS_FILE = "vgg16-397923af.pth"
@@ -57,7 +55,7 @@ class VGG16Features(nn.Module):
     def __init__(self, weights=None, device=None):
         super().__init__()
         if isinstance(weights, dict):
-            state, self.weights_sha256 = weights, "state-dict-" + _content_hash(weights)
+            state, self.weights_sha256 = weights, "state-dict-" + state_digest(weights)
         else:
             state, self.weights_sha256 = fetch_weights(WEIGHTS_URL, WEIGHTS_SHA256_PREFIX, WEIGHTS_FILE, path=weights,
                                                        env_var=WEIGHTS_ENV, what="VGG16 weights",
@@ -75,11 +73,3 @@ class VGG16Features(nn.Module):
             x = resize_antialiased(images, INPUT_SIZE, self.device)
             return {"fc2": self.net((x - self.mean) / self.std)}
 
-
-def _content_hash(state: dict) -> str:
-    """A short hash of a state dict's names and values, so statistics made with different weights never mix."""
-    h = hashlib.sha256()
-    for key in sorted(state):
-        h.update(key.encode())
-        h.update(state[key].detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]

@@ -6,6 +6,7 @@ the published URL(s) into that cache. Downloads are checked against the sha256 p
 hub convention) before they are renamed into place, so the cache never holds a partial or wrong file.
 """
 
+import hashlib
 import http.client
 import os
 from pathlib import Path
@@ -96,3 +97,13 @@ def _download(url: str, dest: Path, sha256_prefix: str) -> None:
     if not digest.startswith(sha256_prefix):
         raise UserError(f"{url}: downloaded file has sha256 {digest[:8]}..., expected {sha256_prefix}...; "
                         f"not saved")
+
+
+def state_digest(state: dict) -> str:
+    """A short content hash of a state dict's names and values, so statistics made with different provided weights
+    never mix."""
+    h = hashlib.sha256()
+    for key in sorted(state):
+        h.update(key.encode())
+        h.update(state[key].detach().cpu().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
