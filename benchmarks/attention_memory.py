@@ -80,8 +80,7 @@ def measure(name: str, batch_size: int, device_name: str, amp: str) -> dict:
         if needed > available:
             return {"config": name, "skipped": f"needs about {needed / 2**30:.1f} GiB for D's score matrices, "
                                                f"{available / 2**30:.1f} GiB available"}
-        attention.MAX_SCORES_PER_IMAGE = attention.MAX_SCORES_PER_IMAGE_HALF_CPU = sys.maxsize
-        attention.MAX_MATERIALISED_BYTES = sys.maxsize
+        attention.attend = lambda q, k, v: torch.softmax(q @ k.transpose(1, 2), dim=-1) @ v
 
     class AttentionOps(TorchDispatchMode):
         """Records the attention-related aten ops the step dispatches (no tensors kept)."""

@@ -57,39 +57,82 @@ class SelfAttention(nn.Module):
         return y
 
 
-# One batched matmul + softmax (the score matrix materialised) or the fused kernel (memory linear in N, but q and k
-# padded to v's size): the matmul is faster up to this many query-key pairs per image (measured on a 2-core AVX-512
-# CPU, forward + backward: float32 0.8x the fused kernel's time at N = 512, 1.5x at 1024; bfloat16 0.45x at 1024,
-# 0.87x at 2048, 1.3x at 4096; these are CPU figures, so other devices keep the float32 limit in every precision), and
-# only while one call's scores fit in MAX_MATERIALISED_BYTES.
-MAX_SCORES_PER_IMAGE = 2**18  # N <= 512 for a square map
-MAX_SCORES_PER_IMAGE_HALF_CPU = 2**22  # bfloat16 / float16 on the CPU: N <= 2048
-MAX_MATERIALISED_BYTES = 2**27  # 128 MiB: 64 x 1024^2 scores in bf16 (G's 32x32 map at batch 64), 2^25 in float32
+# How `attend` computes softmax(q k^T) v, by the number of query-key pairs per image (measured forward + backward on a
+# 2-core AVX-512 CPU, batch 64, q/k head 8, v head 64):
+# - on the CPU, up to MAX_SCORES_PER_IMAGE_CPU (bf16/fp16: _HALF_CPU), matmuls over a few images at a time
+#   (`_ChunkedAttention`), so that their scores stay in cache: at N = 1024 0.8x the fused kernel's time in float32
+#   and 0.45x in bfloat16, at N = 2048 1.0x and 0.55x;
+# - elsewhere, up to MAX_SCORES_PER_IMAGE, one matmul + softmax over the whole batch within MAX_MATERIALISED_BYTES;
+# - otherwise the fused kernel, in memory linear in N.
+MAX_SCORES_PER_IMAGE_CPU = 2**20  # N <= 1024 for a square map
+MAX_SCORES_PER_IMAGE_HALF_CPU = 2**22  # N <= 2048
+CPU_CHUNK_BYTES = 2**22  # 4 MiB of scores per chunk: 1 image at N = 1024 in float32, 2 in bfloat16
+MAX_SCORES_PER_IMAGE = 2**18  # N <= 512
+MAX_MATERIALISED_BYTES = 2**27  # 128 MiB
 
 
-def materialises(q: torch.Tensor, k: torch.Tensor) -> bool:
-    """Whether `attend` computes these queries and keys with the score matrix materialised."""
-    per_image = q.shape[1] * k.shape[1]
-    half_cpu = q.element_size() == 2 and q.device.type == "cpu"
-    limit = MAX_SCORES_PER_IMAGE_HALF_CPU if half_cpu else MAX_SCORES_PER_IMAGE
-    return per_image <= limit and q.shape[0] * per_image * q.element_size() <= MAX_MATERIALISED_BYTES
+def images_per_chunk(q: torch.Tensor, k: torch.Tensor) -> int:
+    """How many images' score matrices `attend` materialises at once; 0 when it runs the fused kernel."""
+    per_image = q.shape[1] * k.shape[1] * q.element_size()
+    if q.device.type == "cpu":
+        limit = MAX_SCORES_PER_IMAGE_HALF_CPU if q.element_size() == 2 else MAX_SCORES_PER_IMAGE_CPU
+        fits = q.shape[1] * k.shape[1] <= limit
+        return min(q.shape[0], max(1, CPU_CHUNK_BYTES // per_image)) if fits else 0
+    fits = q.shape[1] * k.shape[1] <= MAX_SCORES_PER_IMAGE and q.shape[0] * per_image <= MAX_MATERIALISED_BYTES
+    return q.shape[0] if fits else 0
 
 
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """softmax(q k^T) v for (B, N, d) queries and keys and (B, N, C) values; scale 1, as the paper has no 1/sqrt(d).
 
-    Small score matrices are materialised (`materialises`). Larger ones never are: fused attention kernels (CPU
-    flash attention among them) need one head size for q, k and v and contiguous rows; padding q and k with zeros
-    up to v's size leaves every dot product q.k unchanged and lets them run, in memory linear in N, instead of the
-    N x N fallback.
+    Score matrices are materialised for small maps (`images_per_chunk`). Larger ones never are: fused attention
+    kernels (CPU flash attention among them) need one head size for q, k and v and contiguous rows; padding q and k
+    with zeros up to v's size leaves every dot product q.k unchanged and lets them run, in memory linear in N,
+    instead of the N x N fallback.
     """
-    if materialises(q, k):
+    chunk = images_per_chunk(q, k)
+    if chunk == q.shape[0]:
         return torch.softmax(q @ k.transpose(1, 2), dim=-1) @ v
+    if chunk:
+        return _ChunkedAttention.apply(q, k, v, chunk)
     pad = v.shape[-1] - q.shape[-1]
     if pad > 0:
         q, k = F.pad(q, (0, pad)), F.pad(k, (0, pad))
     q, k, v = (t.contiguous().unsqueeze(1) for t in (q, k, v))
     return F.scaled_dot_product_attention(q, k, v, scale=1.0).squeeze(1)
+
+
+class _ChunkedAttention(torch.autograd.Function):
+    """softmax(q k^T) v a few images at a time, the scores recomputed in the backward pass instead of stored.
+
+    The products with the small head size d are taken as (d, N) @ (N, N): on the CPU, (N, N) @ (N, d) runs 2x (bf16)
+    to 10x (float32) slower.
+    """
+
+    @staticmethod
+    def forward(ctx, q, k, v, chunk):
+        k_t = k.transpose(1, 2).contiguous()
+        out = torch.cat([torch.softmax(q[i:i + chunk] @ k_t[i:i + chunk], dim=-1) @ v[i:i + chunk]
+                         for i in range(0, q.shape[0], chunk)])
+        ctx.save_for_backward(q, k_t, v, out)
+        ctx.chunk = chunk
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        q, k_t, v, out = ctx.saved_tensors
+        q_t, v_t = q.transpose(1, 2).contiguous(), v.transpose(1, 2).contiguous()
+        # The softmax backward: grad_scores = p * (grad_p - sum_j p_j grad_p_j), where that sum equals grad . out.
+        grad_out_dot_out = (grad * out).sum(-1, keepdim=True)
+        grads_q_t, grads_k_t, grads_v = [], [], []
+        for i in range(0, q.shape[0], ctx.chunk):
+            c = slice(i, i + ctx.chunk)
+            p = torch.softmax(q[c] @ k_t[c], dim=-1)
+            grads_v.append(p.transpose(1, 2) @ grad[c])
+            grad_scores = p.mul_((grad[c] @ v_t[c]).sub_(grad_out_dot_out[c]))
+            grads_q_t.append(k_t[c] @ grad_scores.transpose(1, 2))
+            grads_k_t.append(q_t[c] @ grad_scores)
+        return torch.cat(grads_q_t).transpose(1, 2), torch.cat(grads_k_t).transpose(1, 2), torch.cat(grads_v), None
 
 
 def attention_layers(module: nn.Module) -> dict[str, SelfAttention]:
