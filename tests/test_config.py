@@ -64,6 +64,19 @@ def test_validate_names_the_option(key, value, message):
         config.validate(cfg)
 
 
+@pytest.mark.parametrize("overrides,message", [
+    ({"train.n_dis": 2}, "train.reuse_fakes: needs train.n_dis=1 .*, got 2"),
+    ({"train.compile": True, "train.compile_mode": "reduce-overhead"},
+     "train.reuse_fakes: does not combine with train.compile_mode=reduce-overhead"),
+])
+def test_reused_fakes_need_one_d_step_and_no_cuda_graphs(overrides, message):
+    cfg = config.preset("demo")
+    for key, value in (overrides | {"train.reuse_fakes": True}).items():
+        config.set_value(cfg, key, value)
+    with pytest.raises(ConfigError, match=message):
+        config.validate(cfg)
+
+
 def test_unknown_preset_lists_the_presets():
     with pytest.raises(ConfigError, match="unknown preset 'celeb'; choose from demo, dcgan64"):
         config.preset("celeb")

@@ -111,10 +111,13 @@ def _train_rank(rank: int, processes: int, port: int, config: str, run: str, out
     torch.save(gan.state_dict() | ended, Path(out) / f"rank{rank}.pt")
 
 
-def test_two_processes_train_in_step_and_resume_in_one(tmp_path):
+@pytest.mark.parametrize("reuse_fakes", [False, True], ids=["fresh-latents", "reused-fakes"])
+def test_two_processes_train_in_step_and_resume_in_one(reuse_fakes, tmp_path):
     # 4 steps of global batch 8, logs and checkpoints every 2; class embeddings in both networks, a gradient penalty
-    # (a double backward through D) and gradient clipping, all of which must see the averaged gradients.
-    cfg = tiny_config(**{"model.num_classes": 10, "train.loss": "wgan-gp", "train.clip_grad_norm": 1.0})
+    # (a double backward through D) and gradient clipping, all of which must see the averaged gradients. Reused
+    # fakes: G's DDP forward pass runs in the D step, its backward pass in the G step.
+    cfg = tiny_config(**{"model.num_classes": 10, "train.loss": "wgan-gp", "train.clip_grad_norm": 1.0,
+                         "train.reuse_fakes": reuse_fakes})
     (tmp_path / "config.yaml").write_text(to_yaml(cfg))
     run = tmp_path / "run"
     context = mp.spawn(_train_rank, args=(2, free_port(), str(tmp_path / "config.yaml"), str(run), str(tmp_path)),

@@ -1,5 +1,6 @@
 """End-to-end training on the embedded data: the run directory, checkpoints, resume and the update rules."""
 
+import copy
 import json
 
 import numpy as np
@@ -124,6 +125,24 @@ def test_every_training_option_takes_a_finite_step(overrides, keys):
     _, stats = step_once(**overrides)
     assert keys <= set(stats)
     assert all(torch.isfinite(v) for v in stats.values())
+
+
+def test_reused_fakes_are_scored_again_by_the_updated_discriminator():
+    cfg = tiny_config(**{"train.reuse_fakes": True})
+    torch.manual_seed(0)
+    gan = GANTraining(cfg, torch.device("cpu"), batches_per_epoch=10)
+    real, labels = torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8), torch.zeros(8, dtype=torch.long)
+    g_before = copy.deepcopy(gan.G)  # spectral norm's power iteration moves with every forward pass in training
+    torch.manual_seed(1)
+    z = torch.randn(8, cfg.model.z_dim)
+    torch.manual_seed(1)
+    gan.d_step(*gan.prepare(real, labels))
+    with torch.no_grad():
+        expected = gan.g_loss_fn(copy.deepcopy(gan.D)(g_before(z), None))
+    g_params = [p.detach().clone() for p in gan.G.parameters()]
+    loss = gan.g_step(8)["g_loss"]
+    torch.testing.assert_close(loss, expected)
+    assert any(not torch.equal(p, q) for p, q in zip(gan.G.parameters(), g_params))
 
 
 def test_channels_last_does_not_change_the_math():

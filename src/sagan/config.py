@@ -75,6 +75,7 @@ class TrainConfig:
     lr_schedule: str = "constant"  # constant | linear (decay to 0 at the last step) | exponential (per epoch)
     lr_gamma: float = 0.99  # per-epoch factor of the exponential schedule
     n_dis: int = 1  # D steps per G step
+    reuse_fakes: bool = False  # the G step scores the D step's fakes (as PyTorch's DCGAN example), not new latents
     ema_decay: float = 0.999  # decay of the generator EMA used for sampling
     ema_start: int = 0  # G steps before the EMA starts averaging (until then it copies G)
     amp: str = "none"  # mixed precision: none | bf16 | fp16 (CUDA only)
@@ -264,6 +265,12 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"data.channels: {cfg.data.channels} must be 1 (grayscale) or 3 (RGB)")
     if cfg.train.compile_mode != "default" and not cfg.train.compile:
         raise ConfigError(f"train.compile_mode: '{cfg.train.compile_mode}' applies only with train.compile=true")
+    if cfg.train.reuse_fakes and cfg.train.n_dis != 1:
+        raise ConfigError(f"train.reuse_fakes: needs train.n_dis=1 (one D step's fakes per G step), "
+                          f"got {cfg.train.n_dis}")
+    if cfg.train.reuse_fakes and cfg.train.compile_mode == "reduce-overhead":
+        # CUDA graphs free a step's outputs when the next update starts, and the fakes outlive the D step.
+        raise ConfigError("train.reuse_fakes: does not combine with train.compile_mode=reduce-overhead")
     positive = ["model.z_dim", "model.g_channels", "model.d_channels", "train.steps", "train.batch_size",
                 "train.n_dis", "train.log_every", "train.sample_every", "train.checkpoint_every", "train.num_samples",
                 "eval.num_samples", "eval.batch_size"]

@@ -41,6 +41,7 @@ class GANTraining:
         self.scaler_g = torch.amp.GradScaler(device.type, enabled=t.amp == "fp16")
         self.scaler_d = torch.amp.GradScaler(device.type, enabled=t.amp == "fp16")
         self.d_loss_fn, self.g_loss_fn = LOSSES[t.loss]
+        self._fakes: tuple[torch.Tensor, torch.Tensor | None] | None = None  # the D step's, for the G step to reuse
 
     def prepare(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """uint8 NCHW images from the data loader -> float in [-1, 1] on the device (labels only if conditional)."""
@@ -60,10 +61,14 @@ class GANTraining:
         t = self.cfg.train
         n = real.shape[0]
         self._new_step()
-        z, y_fake = self.latents(n)
         with autocast(t.amp, self.device):
-            with torch.no_grad():
-                fake = self.G(z, y_fake)
+            if t.reuse_fakes:
+                # Kept with G's graph: the G step scores these fakes again, with the updated D.
+                self._fakes = self._generate(self.G_train, n)
+                fake, y_fake = self._fakes[0].detach(), self._fakes[1]
+            else:
+                with torch.no_grad():
+                    fake, y_fake = self._generate(self.G, n)
             # Real and fake go through D as one batch: one forward, one spectral-norm power iteration.
             y = None if y_real is None else torch.cat([y_real, y_fake])
             logits = self.D_train(torch.cat([real, fake]), y).float()
@@ -84,17 +89,23 @@ class GANTraining:
         return stats
 
     def g_step(self, n: int) -> dict[str, torch.Tensor]:
-        """One generator update on `n` fresh latents; returns detached statistics."""
+        """One generator update on `n` fresh latents (`train.reuse_fakes`: on the last D step's fakes); returns
+        detached statistics."""
         self._new_step()
-        z, y = self.latents(n)
         # D's weight gradients are not needed here; skipping them saves a third of D's backward pass.
         self.D.requires_grad_(False)
         with autocast(self.cfg.train.amp, self.device):
-            logits = self.D(self.G_train(z, y), y).float()
+            fake, y = self._fakes if self._fakes is not None else self._generate(self.G_train, n)
+            logits = self.D(fake, y).float()
+        self._fakes = None
         loss = self.g_loss_fn(logits)
         self._update(self.G, self.opt_g, self.scaler_g, loss)
         self.D.requires_grad_(True)
         return {"g_loss": loss.detach()}
+
+    def _generate(self, net: nn.Module, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        z, y = self.latents(n)
+        return net(z, y), y
 
     def _new_step(self) -> None:
         # Tells CUDA graphs (compile_mode reduce-overhead) that the last step's outputs are no longer read.
