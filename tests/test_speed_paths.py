@@ -195,6 +195,17 @@ def test_bench_compares_against_the_reference(capsys):
     assert "speed-up" in err
 
 
+def test_bench_with_reused_fakes_skips_a_generator_forward_pass(capsys):
+    results = []
+    for reuse in ("false", "true"):
+        argv = ["bench", "train", "--preset", "demo", "--batch-size", "4", "--steps", "1", "--warmup", "0",
+                "--device", "cpu", "--set", f"train.reuse_fakes={reuse}"]
+        assert cli.main(argv) == 0
+        results.append(json.loads(capsys.readouterr().out))
+    assert [r["reuse_fakes"] for r in results] == [False, True]
+    assert results[1]["gflop_per_step"] < results[0]["gflop_per_step"]
+
+
 def test_bench_refuses_a_reference_comparison_it_cannot_make(capsys):
     assert cli.main(["bench", "train", "--preset", "mnist", "--compare-reference", "--steps", "1"]) == 2
     assert "--compare-reference" in capsys.readouterr().err
