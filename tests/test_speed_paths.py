@@ -107,6 +107,32 @@ def test_attention_kernels_by_chunk_size_compute_the_same(chunk_bytes, batch, ke
         torch.testing.assert_close(got.double(), want, rtol=1e-4, atol=1e-5)
 
 
+def test_chunked_attention_has_first_and_second_derivatives():
+    # Second derivatives: WGAN-GP's penalty differentiates D's input gradient again. Fewer keys than queries: the
+    # official form's pooled keys. Three images in chunks of two.
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(3, n, d, dtype=torch.float64, requires_grad=True) for n, d in ((6, 2), (5, 2), (5, 4)))
+
+    def chunked(*args):
+        return attention._ChunkedAttention.apply(*args, 2)
+
+    assert torch.autograd.gradcheck(chunked, (q, k, v))
+    assert torch.autograd.gradgradcheck(chunked, (q, k, v))
+
+
+def test_gradient_penalty_through_chunked_attention_matches_whole_batches(monkeypatch):
+    cfg = tiny_config(**{"train.loss": "wgan-gp"})
+    with monkeypatch.context() as patch:
+        patch.setattr(attention, "CPU_CHUNK_BYTES", 2**40)
+        whole, _ = train_steps(cfg, steps=2)
+    monkeypatch.setattr(attention, "CPU_CHUNK_BYTES", 3 * 64**2 * 4)  # D's 8x8 map 3 images at a time, G's 16x16 1
+    chunked, _ = train_steps(cfg, steps=2)
+    for a, b in zip(whole, chunked, strict=True):
+        assert a.keys() == b.keys() and "gp" in a
+        for key in a:
+            assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-5), key
+
+
 def test_chunked_attention_in_bfloat16_is_as_close_as_plain_autograd():
     torch.manual_seed(0)
     q, k = (torch.randn(4, 256, 8) for _ in range(2))

@@ -114,14 +114,16 @@ class _ChunkedAttention(torch.autograd.Function):
         k_t = k.transpose(1, 2).contiguous()
         out = torch.cat([torch.softmax(q[i:i + chunk] @ k_t[i:i + chunk], dim=-1) @ v[i:i + chunk]
                          for i in range(0, q.shape[0], chunk)])
-        ctx.save_for_backward(q, k_t, v, out)
+        ctx.save_for_backward(q, k, v, out)
         ctx.chunk = chunk
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        q, k_t, v, out = ctx.saved_tensors
-        q_t, v_t = q.transpose(1, 2).contiguous(), v.transpose(1, 2).contiguous()
+        # Differentiable again (the gradient penalty's double backward): the inputs are saved, not k^T, and nothing
+        # that autograd may need is modified in place.
+        q, k, v, out = ctx.saved_tensors
+        q_t, k_t, v_t = (t.transpose(1, 2).contiguous() for t in (q, k, v))
         # The softmax backward: grad_scores = p * (grad_p - sum_j p_j grad_p_j), where that sum equals grad . out.
         grad_out_dot_out = (grad * out).sum(-1, keepdim=True)
         grads_q_t, grads_k_t, grads_v = [], [], []
@@ -129,7 +131,7 @@ class _ChunkedAttention(torch.autograd.Function):
             c = slice(i, i + ctx.chunk)
             p = torch.softmax(q[c] @ k_t[c], dim=-1)
             grads_v.append(p.transpose(1, 2) @ grad[c])
-            grad_scores = p.mul_((grad[c] @ v_t[c]).sub_(grad_out_dot_out[c]))
+            grad_scores = p * (grad[c] @ v_t[c] - grad_out_dot_out[c])
             grads_q_t.append(k_t[c] @ grad_scores.transpose(1, 2))
             grads_k_t.append(q_t[c] @ grad_scores)
         return torch.cat(grads_q_t).transpose(1, 2), torch.cat(grads_k_t).transpose(1, 2), torch.cat(grads_v), None
