@@ -47,6 +47,7 @@ def test_short_run_writes_the_run_directory(tmp_path):
     {},
     {"model.num_classes": 10, "train.loss": "wgan-gp", "train.n_dis": 2, "train.lr_schedule": "exponential",
      "train.ema_start": 2},
+    {"train.reuse_fakes": True, "train.loss": "wgan-gp"},
 ])
 def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, overrides):
     straight = tiny_config(**overrides, **{"train.steps": 6, "train.checkpoint_every": 10})
