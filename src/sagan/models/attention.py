@@ -73,12 +73,12 @@ MAX_MATERIALISED_BYTES = 2**27  # 128 MiB
 
 def images_per_chunk(q: torch.Tensor, k: torch.Tensor) -> int:
     """How many images' score matrices `attend` materialises at once; 0 when it runs the fused kernel."""
-    per_image = q.shape[1] * k.shape[1] * q.element_size()
+    scores = q.shape[1] * k.shape[1]  # per image
+    bytes_per_image = scores * q.element_size()
     if q.device.type == "cpu":
         limit = MAX_SCORES_PER_IMAGE_HALF_CPU if q.element_size() == 2 else MAX_SCORES_PER_IMAGE_CPU
-        fits = q.shape[1] * k.shape[1] <= limit
-        return min(q.shape[0], max(1, CPU_CHUNK_BYTES // per_image)) if fits else 0
-    fits = q.shape[1] * k.shape[1] <= MAX_SCORES_PER_IMAGE and q.shape[0] * per_image <= MAX_MATERIALISED_BYTES
+        return min(q.shape[0], max(1, CPU_CHUNK_BYTES // bytes_per_image)) if scores <= limit else 0
+    fits = scores <= MAX_SCORES_PER_IMAGE and q.shape[0] * bytes_per_image <= MAX_MATERIALISED_BYTES
     return q.shape[0] if fits else 0
 
 

@@ -64,8 +64,8 @@ class GANTraining:
         with autocast(t.amp, self.device):
             if t.reuse_fakes:
                 # Kept with G's graph: the G step scores these fakes again, with the updated D.
-                self._fakes = self._generate(self.G_train, n)
-                fake, y_fake = self._fakes[0].detach(), self._fakes[1]
+                fake, y_fake = self._fakes = self._generate(self.G_train, n)
+                fake = fake.detach()
             else:
                 with torch.no_grad():
                     fake, y_fake = self._generate(self.G, n)
