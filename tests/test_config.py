@@ -30,6 +30,8 @@ def test_set_values_are_typed():
     config.set_value(cfg, "train.steps", "10_000")
     assert cfg.train.lr_g == 2e-4 and cfg.model.g_attention == [8, 16] and cfg.model.d_attention == []
     assert cfg.train.channels_last is True and cfg.data.root is None and cfg.train.steps == 10000
+    config.set_value(cfg, "train.channels_last", "auto")
+    assert cfg.train.channels_last is None
 
 
 @pytest.mark.parametrize("assignment,message", [
@@ -37,7 +39,8 @@ def test_set_values_are_typed():
     ("optim.lr=1", "unknown config key 'optim.lr'"),
     ("train=1", "'train' is a section"),
     ("train.steps=many", "train.steps expects an integer, got 'many'"),
-    ("train.channels_last=maybe", "expects true or false"),
+    ("train.reuse_fakes=maybe", "expects true or false"),
+    ("train.channels_last=maybe", "expects true, false or auto"),
     ("model.g_attention=[a]", "expects a list of integers"),
     ("noequals", "--set expects key=value"),
 ])

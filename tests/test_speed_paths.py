@@ -85,7 +85,8 @@ FLASH = "_scaled_dot_product_flash_attention_for_cpu"
 
 @pytest.mark.parametrize("chunk_bytes,batch,kernels,absent", [
     (0, 5, {FLASH, FLASH + "_backward"}, {"_softmax"}),  # no chunk fits: the fused kernel
-    (2 * 64**2 * 4, 5, {"bmm", "_softmax"}, {FLASH, "_softmax_backward_data"}),  # 2 images at a time, recomputed
+    # 2 images at a time, recomputed, softmax written over the scores (`softmax.int_out`)
+    (2 * 64**2 * 4, 5, {"bmm", "softmax"}, {FLASH, "_softmax_backward_data"}),
     (2**30, 5, {"bmm", "_softmax", "_softmax_backward_data"}, {FLASH}),  # the whole batch: plain autograd
 ])
 def test_attention_kernels_by_chunk_size_compute_the_same(chunk_bytes, batch, kernels, absent, monkeypatch):
@@ -118,6 +119,7 @@ def test_chunked_attention_has_first_and_second_derivatives():
 
     assert torch.autograd.gradcheck(chunked, (q, k, v))
     assert torch.autograd.gradgradcheck(chunked, (q, k, v))
+    assert torch.autograd.gradgradcheck(chunked, (q, k.detach(), v))  # some inputs without gradients
 
 
 def test_gradient_penalty_through_chunked_attention_matches_whole_batches(monkeypatch):

@@ -147,10 +147,20 @@ def test_reused_fakes_are_scored_again_by_the_updated_discriminator():
 
 
 def test_channels_last_does_not_change_the_math():
-    _, plain = step_once()
-    _, fast = step_once(**{"train.channels_last": True})
+    _, plain = step_once(**{"train.channels_last": False})
+    gan, fast = step_once(**{"train.channels_last": True})
+    assert gan.D.to_logit.weight.is_contiguous(memory_format=torch.channels_last)
     for key in plain:
         torch.testing.assert_close(plain[key], fast[key], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("setting,expected", [(None, True), (False, False)], ids=["auto", "off"])
+def test_channels_last_is_on_by_default_on_the_cpu(setting, expected):
+    gan = GANTraining(tiny_config(**{"train.channels_last": setting}), torch.device("cpu"), batches_per_epoch=1)
+    x, _ = gan.prepare(torch.zeros(2, 3, 32, 32, dtype=torch.uint8), torch.zeros(2, dtype=torch.long))
+    assert gan.channels_last is expected
+    for tensor in (x, gan.D.to_logit.weight, gan.G.to_rgb.weight):
+        assert tensor.is_contiguous(memory_format=torch.channels_last) is expected
 
 
 def test_gradient_clipping_bounds_the_update():

@@ -79,7 +79,7 @@ class TrainConfig:
     ema_decay: float = 0.999  # decay of the generator EMA used for sampling
     ema_start: int = 0  # G steps before the EMA starts averaging (until then it copies G)
     amp: str = "none"  # mixed precision: none | bf16 | fp16 (CUDA only)
-    channels_last: bool = False  # NHWC memory format for convolutions
+    channels_last: bool | None = None  # NHWC memory format for convolutions (auto: on the CPU, where it is faster)
     fused_optimizer: bool = True  # Adam as one fused kernel over all parameters (false: the per-tensor loop)
     compile: bool = False  # torch.compile G and D (the first steps compile for a minute or more)
     compile_mode: str = "default"  # torch.compile mode; reduce-overhead adds CUDA graphs (fewer kernel launches)
@@ -155,6 +155,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 
+BOOL_WORDS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
 CHOICES = {
     "model.arch": ("resnet", "dcgan"),
     "model.attention": ("paper", "official"),
@@ -316,16 +317,22 @@ def _coerce(value: Any, field_type: Any, key: str, source: str) -> Any:
     """Convert `value` (typed, from YAML, or a string from the command line) to `field_type`."""
     expected = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
                 list[int]: "a list of integers like [16,32]", list[str]: "a list of names like [fid,is]",
-                str | None: "a string or none"}[field_type]
+                str | None: "a string or none", bool | None: "true, false or auto"}[field_type]
     fail = ConfigError(f"{source}: {key} expects {expected}, got '{value}'")
     text = value.strip() if isinstance(value, str) else None
+    if field_type == bool | None:  # None: decided by the device
+        if value is None or (text is not None and text.lower() in ("auto", "none", "null")):
+            return None
+        if isinstance(value, bool) or text is not None and text.lower() in BOOL_WORDS:
+            return _coerce(value, bool, key, source)
+        raise fail
     if isinstance(field_type, types.UnionType):  # str | None
         return None if value is None or (text is not None and text.lower() in ("none", "null", "")) else str(value)
     if field_type is bool:
         if isinstance(value, bool):
             return value
-        if text is not None and text.lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
-            return text.lower() in ("true", "yes", "on", "1")
+        if text is not None and text.lower() in BOOL_WORDS:
+            return BOOL_WORDS[text.lower()]
         raise fail
     if field_type is int:
         if isinstance(value, bool) or not isinstance(value, (int, str)):

@@ -21,7 +21,7 @@ class UpBlock(nn.Module):
         self.norm = BatchNorm(out_ch, num_classes)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
-        return F.relu(self.norm(self.conv(x), y))
+        return F.relu(self.norm(self.conv(x), y), inplace=True)
 
 
 class DownBlock(nn.Module):
@@ -30,7 +30,7 @@ class DownBlock(nn.Module):
         self.conv = conv
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
-        return F.leaky_relu(self.conv(x), 0.1)
+        return F.leaky_relu(self.conv(x), 0.1, inplace=True)
 
 
 class DCGANGenerator(Generator):

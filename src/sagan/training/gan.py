@@ -23,7 +23,10 @@ class GANTraining:
         t, res, ch = cfg.train, cfg.data.resolution, cfg.data.channels
         self.G = build_generator(cfg.model, res, ch).to(device)
         self.D = build_discriminator(cfg.model, res, ch).to(device)
-        if t.channels_last:
+        # oneDNN's convolutions are faster in NHWC; cuDNN's float32 ones are not, and torch.compile's CUDA backward
+        # has failed on its strides.
+        self.channels_last = device.type == "cpu" if t.channels_last is None else t.channels_last
+        if self.channels_last:
             self.G, self.D = (net.to(memory_format=torch.channels_last) for net in (self.G, self.D))
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         if t.compile:
@@ -46,7 +49,7 @@ class GANTraining:
     def prepare(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """uint8 NCHW images from the data loader -> float in [-1, 1] on the device (labels only if conditional)."""
         x = images.to(self.device, non_blocking=True).float().div_(127.5).sub_(1)
-        if self.cfg.train.channels_last:
+        if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         y = labels.to(self.device, non_blocking=True) if self.cfg.model.num_classes else None
         return x, y
