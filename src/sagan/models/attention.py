@@ -59,15 +59,14 @@ class SelfAttention(nn.Module):
         return y
 
 
-# How `attend` computes softmax(q k^T) v, by the number of query-key pairs per image (measured forward + backward on a
-# 2-core AVX-512 CPU, batch 64, q/k head 8, v head 64):
-# - on the CPU, up to MAX_SCORES_PER_IMAGE_CPU (bf16/fp16: _HALF_CPU), matmuls over a few images at a time
-#   (`_ChunkedAttention`), so that their scores stay in cache: at N = 1024 0.8x the fused kernel's time in float32
-#   and 0.45x in bfloat16, at N = 2048 1.0x and 0.55x;
+# How `attend` computes softmax(q k^T) v, by the number of query-key pairs per image (measured forward + backward,
+# q/k head 8, v head 64, on the 2-core AVX-512 CPUs of the benchmarks, an AMD EPYC and an Intel Xeon with AMX):
+# - on the CPU, up to MAX_SCORES_PER_IMAGE_CPU, matmuls over a few images at a time (`_ChunkedAttention`), so that
+#   their scores stay in cache: at N = 1024 0.8x-0.9x the fused kernel's time in float32; in bfloat16 0.45x on the
+#   AMD CPU, 1.0x on the Intel one, whose AMX units make the fused kernel 3x faster than chunks at N = 2048;
 # - elsewhere, up to MAX_SCORES_PER_IMAGE, one matmul + softmax over the whole batch within MAX_MATERIALISED_BYTES;
 # - otherwise the fused kernel, in memory linear in N.
 MAX_SCORES_PER_IMAGE_CPU = 2**20  # N <= 1024 for a square map
-MAX_SCORES_PER_IMAGE_HALF_CPU = 2**22  # N <= 2048
 CPU_CHUNK_BYTES = 2**22  # 4 MiB of scores per chunk: 1 image at N = 1024 in float32, 2 in bfloat16
 MAX_SCORES_PER_IMAGE = 2**18  # N <= 512
 MAX_MATERIALISED_BYTES = 2**27  # 128 MiB
@@ -78,8 +77,7 @@ def images_per_chunk(q: torch.Tensor, k: torch.Tensor) -> int:
     scores = q.shape[1] * k.shape[1]  # per image
     bytes_per_image = scores * q.element_size()
     if q.device.type == "cpu":
-        limit = MAX_SCORES_PER_IMAGE_HALF_CPU if q.element_size() == 2 else MAX_SCORES_PER_IMAGE_CPU
-        return min(q.shape[0], max(1, CPU_CHUNK_BYTES // bytes_per_image)) if scores <= limit else 0
+        return min(q.shape[0], max(1, CPU_CHUNK_BYTES // bytes_per_image)) if scores <= MAX_SCORES_PER_IMAGE_CPU else 0
     fits = scores <= MAX_SCORES_PER_IMAGE and q.shape[0] * bytes_per_image <= MAX_MATERIALISED_BYTES
     return q.shape[0] if fits else 0
 
