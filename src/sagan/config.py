@@ -320,12 +320,10 @@ def _coerce(value: Any, field_type: Any, key: str, source: str) -> Any:
                 str | None: "a string or none", bool | None: "true, false or auto"}[field_type]
     fail = ConfigError(f"{source}: {key} expects {expected}, got '{value}'")
     text = value.strip() if isinstance(value, str) else None
-    if field_type == bool | None:  # None: decided by the device
+    if field_type == bool | None:  # None: decided by the device; otherwise parsed as a bool, failing with `fail`
         if value is None or (text is not None and text.lower() in ("auto", "none", "null")):
             return None
-        if isinstance(value, bool) or text is not None and text.lower() in BOOL_WORDS:
-            return _coerce(value, bool, key, source)
-        raise fail
+        field_type = bool
     if isinstance(field_type, types.UnionType):  # str | None
         return None if value is None or (text is not None and text.lower() in ("none", "null", "")) else str(value)
     if field_type is bool:

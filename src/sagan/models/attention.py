@@ -147,8 +147,9 @@ def _chunks(q: torch.Tensor, k_t: torch.Tensor, chunk: int):
     scores = q.new_empty(min(chunk, q.shape[0]), q.shape[1], k_t.shape[2])
     for i in range(0, q.shape[0], chunk):
         c = slice(i, i + chunk)
-        p = scores[:len(q[c])]
-        torch.matmul(q[c], k_t[c], out=p)
+        q_c = q[c]
+        p = scores[:len(q_c)]
+        torch.matmul(q_c, k_t[c], out=p)
         yield c, torch.softmax(p, dim=-1, out=p)
 
 
