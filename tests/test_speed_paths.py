@@ -10,7 +10,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from conftest import DEVICES, needs_cuda, tiny_config
 from sagan import bench, cli
 from sagan.config import preset
-from sagan.models import attention
+from sagan.models import attention, conv
 from sagan.training.gan import GANTraining
 from sagan.training.runtime import seed_everything
 
@@ -35,13 +35,15 @@ def train_steps(cfg, steps: int = 3, device: str = "cpu") -> tuple[list[dict[str
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("optimised", [{}, {"train.channels_last": True}], ids=["defaults", "channels-last"])
 def test_optimised_training_matches_the_plain_path(optimised, device, monkeypatch):
-    # Plain: the per-tensor Adam loop, NCHW, every attention map through the fused kernel. Optimised: the defaults
-    # (fused Adam, small attention maps as matmuls: G's 16x16 map 3 images at a time on the CPU, D's 8x8 map the
-    # whole batch), optionally channels_last. cuDNN's TF32 convolutions (on by default) would round both paths to
-    # 10-bit mantissas, far beyond this comparison's tolerance.
+    # Plain: the per-tensor Adam loop, NCHW, every attention map through the fused kernel, every weight gradient
+    # oneDNN's. Optimised: the defaults (fused Adam, small attention maps as matmuls: G's 16x16 map 3 images at a
+    # time on the CPU, D's 8x8 map the whole batch; D's last 4x4 weight gradients as matmuls on the CPU), optionally
+    # channels_last. cuDNN's TF32 convolutions (on by default) would round both paths to 10-bit mantissas, far
+    # beyond this comparison's tolerance.
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
     with monkeypatch.context() as patch:
         patch.setattr(attention, "images_per_chunk", lambda q, k: 0)
+        patch.setattr(conv, "MAX_MATMUL_POSITIONS", 0)
         plain_losses, plain_params = train_steps(tiny_config(**PLAIN), device=device)
     monkeypatch.setattr(attention, "CPU_CHUNK_BYTES", 3 * 256**2 * 4)
     fast_losses, fast_params = train_steps(tiny_config(**optimised), device=device)

@@ -6,6 +6,8 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import _SpectralNorm
 
+from .conv import Conv2d, ConvTranspose2d
+
 INITS = {
     "orthogonal": nn.init.orthogonal_,
     "xavier": nn.init.xavier_uniform_,
@@ -25,11 +27,11 @@ class LayerFactory:
 
     def conv(self, in_ch: int, out_ch: int, kernel: int, stride: int = 1, padding: int = 0, bias: bool = True,
              sn: bool | None = None) -> nn.Module:
-        return self._finish(nn.Conv2d(in_ch, out_ch, kernel, stride, padding, bias=bias), sn)
+        return self._finish(Conv2d(in_ch, out_ch, kernel, stride, padding, bias=bias), sn)
 
     def conv_transpose(self, in_ch: int, out_ch: int, kernel: int, stride: int = 1, padding: int = 0,
                        sn: bool | None = None) -> nn.Module:
-        return self._finish(nn.ConvTranspose2d(in_ch, out_ch, kernel, stride, padding), sn)
+        return self._finish(ConvTranspose2d(in_ch, out_ch, kernel, stride, padding), sn)
 
     def linear(self, in_features: int, out_features: int, sn: bool | None = None) -> nn.Module:
         return self._finish(nn.Linear(in_features, out_features), sn)

@@ -1,0 +1,100 @@
+"""The convolutions with matmul weight gradients compute what torch's own do, to first and second order."""
+
+import pytest
+import torch
+from torch import nn
+
+from sagan.models import conv
+from sagan.models.layers import LayerFactory
+
+# (ours, torch's, constructor arguments, input shape): D's last convolutions, G's first transposed ones, a 1x1
+# attention projection, and odd kernels, strides and paddings.
+CASES = [
+    (conv.Conv2d, nn.Conv2d, (32, 48, 4, 2, 1), (5, 32, 8, 8)),
+    (conv.Conv2d, nn.Conv2d, (48, 1, 4, 1, 0), (5, 48, 4, 4)),
+    (conv.Conv2d, nn.Conv2d, (16, 8, 1), (5, 16, 4, 4)),
+    (conv.Conv2d, nn.Conv2d, (16, 8, (3, 2), (2, 1), (1, 0)), (3, 16, 3, 5)),
+    (conv.ConvTranspose2d, nn.ConvTranspose2d, (24, 40, 4, 1, 0), (5, 24, 1, 1)),
+    (conv.ConvTranspose2d, nn.ConvTranspose2d, (40, 24, 4, 2, 1), (5, 40, 4, 4)),
+    (conv.ConvTranspose2d, nn.ConvTranspose2d, (16, 8, 3, 2, 1), (3, 16, 3, 5)),
+]
+
+
+def pair(ours, theirs, args, memory_format, dtype=torch.float32):
+    torch.manual_seed(0)
+    a = ours(*args).to(dtype=dtype, memory_format=memory_format)
+    b = theirs(*args).to(dtype=dtype, memory_format=memory_format)
+    b.load_state_dict(a.state_dict())
+    return a, b
+
+
+@pytest.mark.parametrize("ours, theirs, args, shape", CASES)
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last], ids=["nchw", "nhwc"])
+@pytest.mark.parametrize("amp", [False, True], ids=["fp32", "bf16"])
+def test_gradients_match_torch(ours, theirs, args, shape, memory_format, amp):
+    a, b = pair(ours, theirs, args, memory_format)
+    x = torch.randn(shape).contiguous(memory_format=memory_format)
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    with torch.autocast("cpu", enabled=amp):
+        ya, yb = a(xa), b(xb)
+    assert type(ya.grad_fn).__name__ == "_SmallMapConvBackward"
+    assert ya.dtype == yb.dtype == (torch.bfloat16 if amp else torch.float32)
+    torch.testing.assert_close(ya, yb, rtol=0, atol=0)
+    g = torch.randn(ya.shape)
+    (ya.float() * g).sum().backward()
+    (yb.float() * g).sum().backward()
+    # bfloat16 products summed in another order: a few bfloat16 roundings apart.
+    tol = {"rtol": 2e-2, "atol": 2e-2 * b.weight.grad.abs().max().item()} if amp else {"rtol": 1e-5, "atol": 1e-5}
+    for got, want in ((xa.grad, xb.grad), (a.weight.grad, b.weight.grad), (a.bias.grad, b.bias.grad)):
+        assert got.dtype == want.dtype
+        torch.testing.assert_close(got, want, **tol)
+
+
+@pytest.mark.parametrize("ours, args, shape", [
+    (conv.Conv2d, (3, 4, 4, 2, 1), (2, 3, 6, 6)),
+    (conv.Conv2d, (3, 4, (3, 2), (2, 1), (1, 0)), (2, 3, 3, 5)),
+    (conv.ConvTranspose2d, (3, 4, 4, 2, 1), (2, 3, 3, 3)),
+    (conv.ConvTranspose2d, (3, 2, 3, 2, 1), (2, 3, 2, 3)),
+])
+def test_second_derivatives(ours, args, shape):
+    # WGAN-GP and R1 differentiate D's input gradient again, down to its weights. Small: gradgradcheck's Jacobians
+    # are (inputs x outputs) squared.
+    torch.manual_seed(0)
+    layer = ours(*args).double()
+    x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+
+    def f(x, weight, bias):
+        return conv._SmallMapConv.apply(x, weight, bias, layer.stride, layer.padding, layer.transposed)
+
+    inputs = (x, layer.weight.detach().requires_grad_(), layer.bias.detach().requires_grad_())
+    assert torch.autograd.gradcheck(f, inputs)
+    assert torch.autograd.gradgradcheck(f, inputs)
+    assert torch.autograd.gradgradcheck(f, (x, inputs[1], inputs[2].detach()))  # an input without a gradient
+
+
+def test_large_maps_frozen_weights_and_no_grad_take_torchs_path():
+    small, large = conv.Conv2d(8, 8, 4, 2, 1), conv.Conv2d(8, 8, 4, 2, 1)
+    assert type(small(torch.randn(2, 8, 8, 8)).grad_fn).__name__ == "_SmallMapConvBackward"
+    assert type(large(torch.randn(2, 8, 10, 10)).grad_fn).__name__ != "_SmallMapConvBackward"  # 5x5 positions
+    with torch.no_grad():
+        assert small(torch.randn(2, 8, 8, 8)).grad_fn is None
+    small.requires_grad_(False)
+    x = torch.randn(2, 8, 8, 8, requires_grad=True)
+    assert type(small(x).grad_fn).__name__ != "_SmallMapConvBackward"
+
+
+@pytest.mark.parametrize("make", ["conv", "conv_transpose"])
+@pytest.mark.parametrize("path", ["matmul", "torch"])
+def test_spectral_norm_runs_one_power_iteration_per_forward(make, path):
+    torch.manual_seed(0)
+    ours = getattr(LayerFactory(spectral_norm=True), make)(8, 8, 4, 2, 1)
+    theirs = nn.utils.parametrizations.spectral_norm(
+        (nn.Conv2d if make == "conv" else nn.ConvTranspose2d)(8, 8, 4, 2, 1))
+    theirs.load_state_dict(ours.state_dict())
+    side = {"conv": {"matmul": 8, "torch": 10}, "conv_transpose": {"matmul": 4, "torch": 5}}[make][path]
+    x = torch.randn(2, 8, side, side)
+    y = ours(x)
+    assert (type(y.grad_fn).__name__ == "_SmallMapConvBackward") == (path == "matmul")
+    torch.testing.assert_close(y, theirs(x))
+    torch.testing.assert_close(ours(x), theirs(x))
+    torch.testing.assert_close(ours.parametrizations.weight[0]._u, theirs.parametrizations.weight[0]._u)
