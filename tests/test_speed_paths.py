@@ -161,12 +161,12 @@ def test_chunked_attention_in_bfloat16_is_as_close_as_plain_autograd():
 
 @pytest.mark.parametrize("batch,positions,dtype,expected", [
     (64, 8 * 8, torch.float32, 64),  # D's small maps: the whole batch at once
-    (64, 16 * 16, torch.float32, 16),  # 4 MiB of scores per chunk
-    (64, 32 * 32, torch.float32, 1),  # G's 32x32 map: one image's scores at a time in float32
-    (64, 32 * 32, torch.bfloat16, 2),  # ... and two in bfloat16
+    (128, 16 * 16, torch.float32, 64),  # 16 MiB of scores per chunk
+    (64, 32 * 32, torch.float32, 4),  # G's 32x32 map: four images' scores at a time in float32
+    (64, 32 * 32, torch.bfloat16, 8),  # ... and eight in bfloat16
     (64, 64 * 32, torch.float32, 0),  # the fused kernel is as fast from N = 2048 in float32 ...
     (64, 64 * 32, torch.bfloat16, 0),  # ... and 3x faster in bfloat16 with AMX
-    (256, 32 * 32, torch.bfloat16, 2),  # memory bounded by the chunk, not the batch
+    (256, 32 * 32, torch.bfloat16, 8),  # memory bounded by the chunk, not the batch
     (1, 64 * 64, torch.bfloat16, 0),  # 64x64 maps always take the fused kernel, in memory linear in N
 ])
 def test_attention_chunks_by_speed_and_memory(batch, positions, dtype, expected):

@@ -61,13 +61,15 @@ class SelfAttention(nn.Module):
 
 # How `attend` computes softmax(q k^T) v, by the number of query-key pairs per image (measured forward + backward,
 # q/k head 8, v head 64, on the 2-core AVX-512 CPUs of the benchmarks, an AMD EPYC and an Intel Xeon with AMX):
-# - on the CPU, up to MAX_SCORES_PER_IMAGE_CPU, matmuls over a few images at a time (`_ChunkedAttention`), so that
-#   their scores stay in cache: at N = 1024 0.8x-0.9x the fused kernel's time in float32; in bfloat16 0.45x on the
-#   AMD CPU, 1.0x on the Intel one, whose AMX units make the fused kernel 3x faster than chunks at N = 2048;
+# - on the CPU, up to MAX_SCORES_PER_IMAGE_CPU, matmuls over a few images at a time (`_ChunkedAttention`): at
+#   N = 1024 0.85x-0.9x the fused kernel's time in float32; in bfloat16 0.45x on the AMD CPU, 0.9x on the Intel one,
+#   whose AMX units make the fused kernel 3x faster than chunks at N = 2048. Chunks of 16 MiB of scores were
+#   1.15x-1.2x faster there than chunks of 4 MiB (one or two images: a matmul over several images gives each
+#   thread whole images), 1.03x-1.06x on the training step;
 # - elsewhere, up to MAX_SCORES_PER_IMAGE, one matmul + softmax over the whole batch within MAX_MATERIALISED_BYTES;
 # - otherwise the fused kernel, in memory linear in N.
 MAX_SCORES_PER_IMAGE_CPU = 2**20  # N <= 1024 for a square map
-CPU_CHUNK_BYTES = 2**22  # 4 MiB of scores per chunk: 1 image at N = 1024 in float32, 2 in bfloat16
+CPU_CHUNK_BYTES = 2**24  # 16 MiB of scores per chunk: 4 images at N = 1024 in float32, 8 in bfloat16
 MAX_SCORES_PER_IMAGE = 2**18  # N <= 512
 MAX_MATERIALISED_BYTES = 2**27  # 128 MiB
 
