@@ -1,18 +1,20 @@
-"""Conv2d and ConvTranspose2d whose weight gradient on the CPU, for small maps, is one matmul over patches.
+"""Conv2d and ConvTranspose2d that, on the CPU and for small maps, run their transposed convolutions and weight
+gradients as matmuls.
 
-oneDNN computes a convolution's weight gradient position by position; when the map the kernel slides over has few
-positions and many channels (D's last 4x4 convolutions, G's first transposed ones), that leaves its units idle:
-at batch 128 in bfloat16 D's 256->512 channel convolution to 4x4 took 40 ms for its weight gradient, a matmul of
-the same numbers over unfolded patches 10 ms (float32: 43 and 39 ms). Forward pass, input and bias gradients are
-oneDNN's, unchanged.
+oneDNN works through a convolution position by position; when the map on its smaller side has few positions and
+many channels (D's last 4x4 convolutions, G's first transposed ones), that leaves its units idle. Measured at batch
+128 in bfloat16 on the benchmarks' Intel CPU, D's 256->512 channel convolution to 4x4: weight gradient 40 ms in
+oneDNN, 10 ms as a matmul over unfolded patches (float32: 43 and 39 ms); input gradient (a transposed convolution)
+23 ms, 13 ms as a matmul whose products are then added where the kernel lands (float32: 48 and 41 ms); G's first
+transposed convolution 2.7 and 1.2 ms (float32: 6.6 and 1.2 ms). A convolution's own forward pass stays oneDNN's.
 """
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-# Above this many positions per image on the smaller side of the convolution, oneDNN's own weight gradient is as
-# fast or faster (measured at 8x8: 0.7x-1.4x the matmul's time, by precision).
+# Above this many positions per image on the smaller side of the convolution, oneDNN is as fast or faster (measured
+# at 8x8: its weight gradients 0.7x-1.4x the matmul's time, by precision, its transposed convolutions 0.35x-0.6x).
 MAX_MATMUL_POSITIONS = 16
 
 
@@ -20,7 +22,7 @@ class Conv2d(nn.Conv2d):
     def _conv_forward(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         out_positions = [(n + 2 * p - k) // s + 1 for n, p, k, s in zip(
             x.shape[2:], self.padding, self.kernel_size, self.stride)]
-        if _matmul_weight_grad(self, x, weight, out_positions[0] * out_positions[1]):
+        if _small_map(self, x, out_positions[0] * out_positions[1]):
             return _SmallMapConv.apply(x, weight, bias, self.stride, self.padding, False)
         return super()._conv_forward(x, weight, bias)
 
@@ -28,7 +30,7 @@ class Conv2d(nn.Conv2d):
 class ConvTranspose2d(nn.ConvTranspose2d):
     def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
         weight = self.weight  # read once: under spectral norm each read runs a power iteration
-        if output_size is None and _matmul_weight_grad(self, x, weight, x.shape[2] * x.shape[3]):
+        if output_size is None and _small_map(self, x, x.shape[2] * x.shape[3]):
             return _SmallMapConv.apply(x, weight, self.bias, self.stride, self.padding, True)
         output_padding = self._output_padding(x, output_size, self.stride, self.padding, self.kernel_size, 2,
                                               self.dilation)
@@ -36,15 +38,17 @@ class ConvTranspose2d(nn.ConvTranspose2d):
                                   self.dilation)
 
 
-def _matmul_weight_grad(conv: nn.Module, x: torch.Tensor, weight: torch.Tensor, small_positions: int) -> bool:
+def _small_map(conv: nn.Module, x: torch.Tensor, positions: int) -> bool:
+    """Whether `_SmallMapConv` runs this convolution: on the CPU, when the map on its smaller side is small."""
     plain = (conv.groups == 1 and conv.dilation == (1, 1) and conv.padding_mode == "zeros"
              and not isinstance(conv.padding, str) and not any(getattr(conv, "output_padding", ())))
-    return (plain and small_positions <= MAX_MATMUL_POSITIONS and x.device.type == "cpu" and weight.requires_grad
-            and torch.is_grad_enabled() and not torch.compiler.is_compiling())
+    return (plain and positions <= MAX_MATMUL_POSITIONS and x.device.type == "cpu"
+            and not torch.compiler.is_compiling())
 
 
 class _SmallMapConv(torch.autograd.Function):
-    """F.conv2d / F.conv_transpose2d (zero padding, no dilation or groups) with the weight gradient as a matmul."""
+    """F.conv2d / F.conv_transpose2d (zero padding, no dilation or groups) for small maps: transposed convolutions
+    (a transposed convolution's forward pass, a convolution's input gradient) and weight gradients as matmuls."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, stride, padding, transposed):
@@ -54,7 +58,10 @@ class _SmallMapConv(torch.autograd.Function):
         ctx.save_for_backward(x, weight, bias, x_c, w_c)
         ctx.conf = stride, padding, transposed
         with torch.autocast("cpu", enabled=False):
-            return _conv(x_c, w_c, b_c, *ctx.conf)
+            if transposed:
+                size = [(n - 1) * s - 2 * p + k for n, s, p, k in zip(x.shape[2:], stride, padding, weight.shape[2:])]
+                return _transposed(x_c, w_c, b_c, stride, padding, size, _memory_format(x, weight))
+            return F.conv2d(x_c, w_c, b_c, stride, padding)
 
     @staticmethod
     def backward(ctx, grad):
@@ -70,18 +77,17 @@ class _SmallMapConv(torch.autograd.Function):
             return *(next(grads) if n else None for n in need), None, None, None
         grad_x = grad_w = None
         if need[0]:
-            grad_x = torch.ops.aten.convolution_backward(
-                grad, x_c, w_c, None, stride, padding, [1, 1], transposed, [0, 0], 1, [True, False, False])[0]
+            # Each is the other's input gradient.
+            grad_x = (F.conv2d(grad, w_c, None, stride, padding) if transposed
+                      else _transposed(grad, w_c, None, stride, padding, x.shape[2:], _memory_format(x, weight)))
         # Not oneDNN's: it computes the bias gradient with the weight gradient, at the weight gradient's cost.
         grad_b = grad.sum((0, 2, 3)) if need[2] else None
         if need[1]:
             # A convolution's weight pairs output gradients with input patches; a transposed one's, inputs with
             # patches of the output gradient (it is the convolution from its output map to its input map).
             small, big = (x_c, grad) if transposed else (grad, x_c)
-            rows = small.permute(0, 2, 3, 1).reshape(-1, small.shape[1])
-            kh, kw = weight.shape[2:]
-            grad_w = (rows.t() @ _patches(big, (kh, kw), stride, padding)).view(small.shape[1], kh, kw, big.shape[1])
-            grad_w = grad_w.permute(0, 3, 1, 2)
+            grad_w = (_rows(small).t() @ _patches(big, weight.shape[2:], stride, padding)).view(
+                small.shape[1], *weight.shape[2:], big.shape[1]).permute(0, 3, 1, 2)
         return grad_x, grad_w, grad_b, None, None, None
 
 
@@ -91,6 +97,36 @@ def _cast(dtype, *tensors):
 
 def _conv(x, weight, bias, stride, padding, transposed):
     return (F.conv_transpose2d if transposed else F.conv2d)(x, weight, bias, stride, padding)
+
+
+def _memory_format(*tensors: torch.Tensor) -> torch.memory_format:
+    """oneDNN's choice for a convolution's output: channels_last when an operand is laid out that way."""
+    nhwc = any(t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous() for t in tensors)
+    return torch.channels_last if nhwc else torch.contiguous_format
+
+
+def _rows(x: torch.Tensor) -> torch.Tensor:
+    """(B * positions, C): the map's channel vectors, one row per position."""
+    return x.permute(0, 2, 3, 1).reshape(-1, x.shape[1])
+
+
+def _transposed(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride, padding, size,
+                memory_format: torch.memory_format) -> torch.Tensor:
+    """F.conv_transpose2d(x, weight (in, out, kh, kw), bias) cropped to `size`: each input position's products with
+    the whole kernel in one matmul, then added where the kernel lands in float32 (or float64)."""
+    b, _, h, w = x.shape
+    _, c, kh, kw = weight.shape
+    (sh, sw), (ph, pw) = stride, padding
+    products = (_rows(x) @ weight.permute(0, 2, 3, 1).reshape(weight.shape[0], -1)).view(b, h, w, kh, kw, c)
+    out = x.new_zeros(b, max((h - 1) * sh + kh, size[0] + 2 * ph), max((w - 1) * sw + kw, size[1] + 2 * pw), c,
+                      dtype=torch.promote_types(x.dtype, torch.float32))
+    if bias is not None:
+        out += bias
+    for i in range(kh):
+        for j in range(kw):
+            out[:, i:i + sh * (h - 1) + 1:sh, j:j + sw * (w - 1) + 1:sw] += products[:, :, :, i, j]
+    out = out[:, ph:ph + size[0], pw:pw + size[1]].permute(0, 3, 1, 2).to(x.dtype)
+    return out.contiguous(memory_format=memory_format)
 
 
 def _patches(x: torch.Tensor, kernel, stride, padding) -> torch.Tensor:
