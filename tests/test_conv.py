@@ -7,6 +7,12 @@ from torch import nn
 from sagan.models import conv
 from sagan.models.layers import LayerFactory
 
+@pytest.fixture(autouse=True)
+def any_kernel_size(monkeypatch):
+    """The small-map path for these small layers too (in training it takes only kernels of 2^20 weights or more)."""
+    monkeypatch.setattr(conv, "MIN_MATMUL_WEIGHTS", 0)
+
+
 # (ours, torch's, constructor arguments, input shape): D's last convolutions, G's first transposed ones, a 1x1
 # attention projection, and odd kernels, strides and paddings.
 CASES = [
@@ -76,12 +82,15 @@ def test_second_derivatives(ours, args, shape):
     assert torch.autograd.gradgradcheck(f, (x, inputs[1], inputs[2].detach()))  # an input without a gradient
 
 
-def test_larger_maps_take_torchs_path():
-    small, large = conv.Conv2d(8, 8, 4, 2, 1), conv.Conv2d(8, 8, 4, 2, 1)
-    assert type(small(torch.randn(2, 8, 8, 8)).grad_fn).__name__ == "_SmallMapConvBackward"
-    assert type(large(torch.randn(2, 8, 10, 10)).grad_fn).__name__ != "_SmallMapConvBackward"  # 5x5 positions
-    up = conv.ConvTranspose2d(8, 8, 4, 2, 1)
+def test_larger_maps_and_smaller_kernels_take_torchs_path(monkeypatch):
+    down, up = conv.Conv2d(8, 8, 4, 2, 1), conv.ConvTranspose2d(8, 8, 4, 2, 1)
+    assert type(down(torch.randn(2, 8, 8, 8)).grad_fn).__name__ == "_SmallMapConvBackward"
+    assert type(down(torch.randn(2, 8, 10, 10)).grad_fn).__name__ != "_SmallMapConvBackward"  # 5x5 positions
+    assert type(up(torch.randn(2, 8, 4, 4)).grad_fn).__name__ == "_SmallMapConvBackward"
     assert type(up(torch.randn(2, 8, 5, 5)).grad_fn).__name__ != "_SmallMapConvBackward"
+    monkeypatch.setattr(conv, "MIN_MATMUL_WEIGHTS", 8 * 8 * 4 * 4 + 1)
+    assert type(down(torch.randn(2, 8, 8, 8)).grad_fn).__name__ != "_SmallMapConvBackward"
+    assert type(up(torch.randn(2, 8, 4, 4)).grad_fn).__name__ != "_SmallMapConvBackward"
 
 
 @pytest.mark.parametrize("make", ["conv", "conv_transpose"])

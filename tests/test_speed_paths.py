@@ -35,17 +35,18 @@ def train_steps(cfg, steps: int = 3, device: str = "cpu") -> tuple[list[dict[str
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("optimised", [{}, {"train.channels_last": True}], ids=["defaults", "channels-last"])
 def test_optimised_training_matches_the_plain_path(optimised, device, monkeypatch):
-    # Plain: the per-tensor Adam loop, NCHW, every attention map through the fused kernel, every weight gradient
+    # Plain: the per-tensor Adam loop, NCHW, every attention map through the fused kernel, every convolution
     # oneDNN's. Optimised: the defaults (fused Adam, small attention maps as matmuls: G's 16x16 map 3 images at a
-    # time on the CPU, D's 8x8 map the whole batch; D's last 4x4 weight gradients as matmuls on the CPU), optionally
-    # channels_last. cuDNN's TF32 convolutions (on by default) would round both paths to 10-bit mantissas, far
-    # beyond this comparison's tolerance.
+    # time on the CPU, D's 8x8 map the whole batch; the 4x4 layers' transposed convolutions and weight gradients as
+    # matmuls on the CPU), optionally channels_last. cuDNN's TF32 convolutions (on by default) would round both
+    # paths to 10-bit mantissas, far beyond this comparison's tolerance.
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
     with monkeypatch.context() as patch:
         patch.setattr(attention, "images_per_chunk", lambda q, k: 0)
         patch.setattr(conv, "MAX_MATMUL_POSITIONS", 0)
         plain_losses, plain_params = train_steps(tiny_config(**PLAIN), device=device)
     monkeypatch.setattr(attention, "CPU_CHUNK_BYTES", 3 * 256**2 * 4)
+    monkeypatch.setattr(conv, "MIN_MATMUL_WEIGHTS", 0)  # the tiny nets' 4x4 layers as if their kernels were large
     fast_losses, fast_params = train_steps(tiny_config(**optimised), device=device)
     for plain, fast in zip(plain_losses, fast_losses, strict=True):
         assert plain.keys() == fast.keys()

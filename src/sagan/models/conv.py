@@ -1,5 +1,5 @@
-"""Conv2d and ConvTranspose2d that, on the CPU and for small maps, run their transposed convolutions and weight
-gradients as matmuls.
+"""Conv2d and ConvTranspose2d that, on the CPU, for small maps and large kernels, run their transposed convolutions
+and weight gradients as matmuls.
 
 oneDNN works through a convolution position by position; when the map on its smaller side has few positions and
 many channels (D's last 4x4 convolutions, G's first transposed ones), that leaves its units idle. Measured at batch
@@ -14,8 +14,10 @@ import torch.nn.functional as F
 from torch import nn
 
 # Above this many positions per image on the smaller side of the convolution, oneDNN is as fast or faster (measured
-# at 8x8: its weight gradients 0.7x-1.4x the matmul's time, by precision, its transposed convolutions 0.35x-0.6x).
+# at 8x8: its weight gradients 0.7x-1.4x the matmul's time, by precision, its transposed convolutions 0.35x-0.6x);
+# so it is below this many weights (the `demo` preset's 64<->128 channel layers at 4x4: 1.2x-1.5x faster in oneDNN).
 MAX_MATMUL_POSITIONS = 16
+MIN_MATMUL_WEIGHTS = 2**20
 
 
 class Conv2d(nn.Conv2d):
@@ -39,11 +41,13 @@ class ConvTranspose2d(nn.ConvTranspose2d):
 
 
 def _small_map(conv: nn.Module, x: torch.Tensor, positions: int) -> bool:
-    """Whether `_SmallMapConv` runs this convolution: on the CPU, when the map on its smaller side is small."""
+    """Whether `_SmallMapConv` runs this convolution: on the CPU, when the map on its smaller side is small and the
+    kernel large."""
     plain = (conv.groups == 1 and conv.dilation == (1, 1) and conv.padding_mode == "zeros"
              and not isinstance(conv.padding, str) and not any(getattr(conv, "output_padding", ())))
-    return (plain and positions <= MAX_MATMUL_POSITIONS and x.device.type == "cpu"
-            and not torch.compiler.is_compiling())
+    weights = conv.in_channels * conv.out_channels * conv.kernel_size[0] * conv.kernel_size[1]
+    return (plain and positions <= MAX_MATMUL_POSITIONS and weights >= MIN_MATMUL_WEIGHTS
+            and x.device.type == "cpu" and not torch.compiler.is_compiling())
 
 
 class _SmallMapConv(torch.autograd.Function):
