@@ -7,6 +7,7 @@ from torch import nn
 from sagan.models import conv
 from sagan.models.layers import LayerFactory
 
+
 @pytest.fixture(autouse=True)
 def any_kernel_size(monkeypatch):
     """The small-map path for these small layers too (in training it takes only kernels of 2^20 weights or more)."""
@@ -14,12 +15,13 @@ def any_kernel_size(monkeypatch):
 
 
 # (ours, torch's, constructor arguments, input shape): D's last convolutions, G's first transposed ones, a 1x1
-# attention projection, and odd kernels, strides and paddings.
+# attention projection, and odd kernels, strides, paddings and sizes.
 CASES = [
     (conv.Conv2d, nn.Conv2d, (32, 48, 4, 2, 1), (5, 32, 8, 8)),
     (conv.Conv2d, nn.Conv2d, (48, 1, 4, 1, 0), (5, 48, 4, 4)),
     (conv.Conv2d, nn.Conv2d, (16, 8, 1), (5, 16, 4, 4)),
     (conv.Conv2d, nn.Conv2d, (16, 8, (3, 2), (2, 1), (1, 0)), (3, 16, 3, 5)),
+    (conv.Conv2d, nn.Conv2d, (16, 8, 4, 2, 1), (3, 16, 7, 7)),  # the last padded row and column never reached
     (conv.ConvTranspose2d, nn.ConvTranspose2d, (24, 40, 4, 1, 0), (5, 24, 1, 1)),
     (conv.ConvTranspose2d, nn.ConvTranspose2d, (40, 24, 4, 2, 1), (5, 40, 4, 4)),
     (conv.ConvTranspose2d, nn.ConvTranspose2d, (16, 8, 3, 2, 1), (3, 16, 3, 5)),

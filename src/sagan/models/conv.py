@@ -81,7 +81,7 @@ class _SmallMapConv(torch.autograd.Function):
             return *(next(grads) if n else None for n in need), None, None, None
         grad_x = grad_w = None
         if need[0]:
-            # Each is the other's input gradient.
+            # A convolution and the transposed one are each other's input gradient.
             grad_x = (F.conv2d(grad, w_c, None, stride, padding) if transposed
                       else _transposed(grad, w_c, None, stride, padding, x.shape[2:], _memory_format(x, weight)))
         # Not oneDNN's: it computes the bias gradient with the weight gradient, at the weight gradient's cost.
