@@ -110,7 +110,8 @@ class _ChunkedAttention(torch.autograd.Function):
     Each call computes its chunks' scores in one reused buffer, and the products straight into the outputs: a fresh
     multi-megabyte tensor per chunk costs page faults and cache misses (the float32 forward + backward at G's 32x32
     map took 1.1x-1.2x longer that way). The backward's products with q and k's small head size d read the score
-    gradients along their rows, as grad_s @ k and q^T @ grad_s: down their columns they took 1.3x-1.9x as long at d = 8.
+    gradients along their rows, as grad_scores @ k and q^T @ grad_scores: read down their columns, they took
+    1.3x-1.9x as long at d = 8.
     """
 
     @staticmethod
