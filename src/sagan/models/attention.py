@@ -131,8 +131,9 @@ class _ChunkedAttention(torch.autograd.Function):
             return (*_differentiable_grads(q, k, v, grad, ctx.chunk), None)
         # The softmax backward: grad_scores = p * (grad_p - sum_j p_j grad_p_j), where grad_p = grad v^T and the sum
         # equals grad . out. One matmul gives both terms, [grad, grad . out] @ [v, -1]^T: a baddbmm first copies the
-        # broadcast sum into every score (the float32 backward took 1.04x as long). grad and v stay in (positions,
-        # channels) layout, as NHWC networks lay them out: P^T @ grad is 1.5x faster than grad^T @ P in float32.
+        # broadcast sum into every score (the float32 backward took 1.04x as long). The concatenations hold grad and v
+        # in (positions, channels) layout, whatever the network's: P^T @ grad is 1.5x faster than grad^T @ P in
+        # float32.
         grad_ext = torch.cat([grad, (grad * out).sum(-1, keepdim=True)], -1)
         v_ext = torch.cat([v, v.new_full((*v.shape[:2], 1), -1)], -1)
         grad = grad_ext[..., :-1]
