@@ -227,6 +227,18 @@ def test_bench_compares_against_the_reference(capsys):
     assert "speed-up" in err
 
 
+def test_bench_breakdown_splits_the_step_time(capsys):
+    argv = ["bench", "train", "--preset", "demo", "--batch-size", "4", "--steps", "1", "--warmup", "1",
+            "--breakdown", "--device", "cpu", "--set", "model.g_channels=16", "--set", "model.d_channels=16"]
+    assert cli.main(argv) == 0
+    out, err = capsys.readouterr()
+    b = json.loads(out)["breakdown"]
+    shares = [b["matmul_share"], b["softmax_share"], b["other_share"]]
+    assert all(0 < share < 1 for share in shares) and sum(shares) == pytest.approx(1, abs=0.002)
+    assert b["matmul_gflop_per_s"] > 0 and b["matmul_2048_gflop_per_s"] > 0
+    assert "matmul/convolution kernels" in err
+
+
 def test_bench_with_reused_fakes_skips_a_generator_forward_pass(capsys):
     results = []
     for reuse in ("false", "true"):

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from torch.profiler import ProfilerActivity, profile
 from torch.utils import flop_counter
 
 from .config import Config
@@ -32,6 +33,13 @@ def _flash_cpu_backward_flops(grad_out_shape, query_shape, key_shape, value_shap
     return flop_counter.sdpa_backward_flop_count(grad_out_shape, query_shape, key_shape, value_shape)
 
 
+# The aten ops whose (self) time is matmul or convolution kernels on the CPU: the FLOPs the counter sees. `_convolution`
+# itself runs oneDNN's transposed convolutions.
+MATMUL_OPS = {"aten::mm", "aten::bmm", "aten::addmm", "aten::baddbmm", "aten::_convolution", "aten::mkldnn_convolution",
+              "aten::convolution_backward", "aten::_scaled_dot_product_flash_attention_for_cpu",
+              "aten::_scaled_dot_product_flash_attention_for_cpu_backward"}
+SOFTMAX_OPS = {"aten::_softmax", "aten::_softmax_backward_data"}
+
 _EXTRA_FLOP_FORMULAS = {
     torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _flash_cpu_flops,
     torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward: _flash_cpu_backward_flops,
@@ -39,15 +47,19 @@ _EXTRA_FLOP_FORMULAS = {
 
 
 def bench_train(cfg: Config, steps: int = 10, warmup: int = 3, compare_reference: bool = False,
-                peak_tflops: float | None = None) -> dict:
+                peak_tflops: float | None = None, breakdown: bool = False) -> dict:
     """Time `steps` full training steps (n_dis D steps, one G step, the EMA update) after `warmup` untimed ones.
 
     With `compare_reference`, the reference step at the same architecture and batch runs in the same process,
     interleaved step by step with sagan's (same warm-up, same threads, same clock), so both see the same machine load.
+    With `breakdown` (CPU only), one more step is profiled to say where its time goes (`step_breakdown`).
     """
     t, res, ch = cfg.train, cfg.data.resolution, cfg.data.channels
     device = resolve_device(t.device)
     check_amp(t.amp, device)
+    if breakdown and device.type != "cpu":
+        raise ConfigError("--breakdown: profiles CPU steps only; on a GPU use torch.profiler with "
+                          "ProfilerActivity.CUDA")
     tune_backends(device)
     seed_everything(t.seed)
     gan = GANTraining(cfg, device, batches_per_epoch=1)
@@ -103,8 +115,29 @@ def bench_train(cfg: Config, steps: int = 10, warmup: int = 3, compare_reference
         }
         if device.type == "cuda":
             result["reference_peak_mem_mb"] = round(peak_mb["reference"], 1)
+    if breakdown:
+        result["breakdown"] = step_breakdown(sagan_step, seconds["sagan"], gflop["sagan"], t.amp)
     result["torch"] = torch.__version__
     return result
+
+
+def step_breakdown(step: Callable[[], None], seconds: float, gflop: float, amp: str) -> dict:
+    """The shares of a CPU step's time in matmul and convolution kernels, in softmax and in everything else (element-
+    wise ops, normalisation, the optimisers; torch.profiler self times of one step), the rate of its matmul kernels,
+    and for scale what a 2048^3 matmul reaches at the step's precision on this machine."""
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        step()
+    times = dict.fromkeys(("matmul", "softmax", "other"), 0.0)
+    for event in prof.key_averages():
+        kind = "matmul" if event.key in MATMUL_OPS else "softmax" if event.key in SOFTMAX_OPS else "other"
+        times[kind] += event.self_cpu_time_total
+    total = sum(times.values())
+    shares = {kind: time / total for kind, time in times.items()}
+    a = torch.randn(2048, 2048, dtype=torch.bfloat16 if amp == "bf16" else torch.float32)
+    matmul_seconds = min(_seconds(lambda: a @ a) for _ in range(6))
+    return {**{f"{kind}_share": round(share, 3) for kind, share in shares.items()},
+            "matmul_gflop_per_s": round(gflop / (shares["matmul"] * seconds), 1),
+            "matmul_2048_gflop_per_s": round(2 * 2048**3 / matmul_seconds / 1e9, 1)}
 
 
 def summary_line(result: dict) -> str:
@@ -116,6 +149,11 @@ def summary_line(result: dict) -> str:
                  f"speed-up {result['speedup_vs_reference']}x")
     if "peak_fraction" in result:
         line += f"; {100 * result['peak_fraction']:.1f}% of {result['peak_tflops']} TFLOP/s"
+    if "breakdown" in result:
+        b = result["breakdown"]
+        line += (f"; time in matmul/convolution kernels {100 * b['matmul_share']:.0f}% (at {b['matmul_gflop_per_s']}"
+                 f" GFLOP/s; a 2048^3 matmul here: {b['matmul_2048_gflop_per_s']}), softmax "
+                 f"{100 * b['softmax_share']:.0f}%, the rest {100 * b['other_share']:.0f}%")
     return line
 
 
@@ -161,6 +199,12 @@ def _interleaved_seconds(runs: dict[str, Callable[[], None]], steps: int, device
             _sync(device)
             total[name] += time.perf_counter() - start
     return {name: seconds / steps for name, seconds in total.items()}
+
+
+def _seconds(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
 
 
 def _count_gflop(step: Callable[[], None]) -> float:

@@ -119,6 +119,9 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--peak-tflops", type=float,
                    help="the device's peak TFLOP/s at this precision, to report the fraction reached "
                         "(default with --amp bf16/fp16: the dense peak of known GPUs; none on the CPU)")
+    p.add_argument("--breakdown", action="store_true",
+                   help="CPU: profile one more step and report the shares of its time in matmul/convolution kernels, "
+                        "softmax and the rest")
     p.set_defaults(run=run_bench_train)
 
     p = commands.add_parser("data", help="download, describe and prepare (cache) datasets")
@@ -454,7 +457,7 @@ def run_generate(args: argparse.Namespace) -> int:
 def run_bench_train(args: argparse.Namespace) -> int:
     cfg = resolve_config(args)
     result = bench_train(cfg, steps=args.steps, warmup=args.warmup, compare_reference=args.compare_reference,
-                         peak_tflops=args.peak_tflops)
+                         peak_tflops=args.peak_tflops, breakdown=args.breakdown)
     print(summary_line(result), file=sys.stderr)
     print(json.dumps(result))
     return 0
