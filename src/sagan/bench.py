@@ -134,7 +134,7 @@ def step_breakdown(step: Callable[[], None], seconds: float, gflop: float, amp: 
     total = sum(times.values())
     shares = {kind: time / total for kind, time in times.items()}
     a = torch.randn(2048, 2048, dtype=torch.bfloat16 if amp == "bf16" else torch.float32)
-    matmul_seconds = min(_seconds(lambda: a @ a) for _ in range(6))
+    matmul_seconds = min(_seconds(lambda: a @ a, torch.device("cpu")) for _ in range(6))
     return {**{f"{kind}_share": round(share, 3) for kind, share in shares.items()},
             "matmul_gflop_per_s": round(gflop / (shares["matmul"] * seconds), 1),
             "matmul_2048_gflop_per_s": round(2 * 2048**3 / matmul_seconds / 1e9, 1)}
@@ -193,17 +193,16 @@ def _interleaved_seconds(runs: dict[str, Callable[[], None]], steps: int, device
     total = dict.fromkeys(runs, 0.0)
     for _ in range(steps):
         for name, step in runs.items():
-            _sync(device)
-            start = time.perf_counter()
-            step()
-            _sync(device)
-            total[name] += time.perf_counter() - start
+            total[name] += _seconds(step, device)
     return {name: seconds / steps for name, seconds in total.items()}
 
 
-def _seconds(fn: Callable[[], object]) -> float:
+def _seconds(fn: Callable[[], object], device: torch.device) -> float:
+    """Wall-clock seconds of one call, including the device work it queued."""
+    _sync(device)
     start = time.perf_counter()
     fn()
+    _sync(device)
     return time.perf_counter() - start
 
 
