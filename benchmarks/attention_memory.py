@@ -64,9 +64,9 @@ def measure(name: str, batch_size: int, device_name: str, amp: str) -> dict:
     from torch.utils._python_dispatch import TorchDispatchMode
 
     from sagan import config
-    from sagan.models import attention
+    from sagan.models import SelfAttention
+    from sagan.runtime import resolve_device, seed_everything
     from sagan.training.gan import GANTraining
-    from sagan.training.runtime import resolve_device, seed_everything
 
     cfg = config.preset("dcgan64")
     attn = [] if name == "no-attention" else [FEATURE_MAP]
@@ -80,7 +80,8 @@ def measure(name: str, batch_size: int, device_name: str, amp: str) -> dict:
         if needed > available:
             return {"config": name, "skipped": f"needs about {needed / 2**30:.1f} GiB for D's score matrices, "
                                                f"{available / 2**30:.1f} GiB available"}
-        attention.attend = lambda q, k, v: torch.softmax(q @ k.transpose(1, 2), dim=-1) @ v
+        config.set_value(cfg, "train.kernels", "plain")
+        SelfAttention.attend = lambda self, q, k, v: torch.softmax(q @ k.transpose(1, 2), dim=-1) @ v
 
     class AttentionOps(TorchDispatchMode):
         """Records the attention-related aten ops the step dispatches (no tensors kept)."""

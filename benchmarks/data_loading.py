@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from sagan import config
-from sagan.bench import bench_train
+from sagan.benchmarks import bench_train
 from sagan.data import build, cached
 from sagan.training.batches import batch_loader
 

@@ -1,9 +1,13 @@
 """Shared test helpers."""
 
+import io
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
+from torch.utils.data import DataLoader
 
 # Real public datasets kept beside the repository (../shared/data); tests that read them skip without them.
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -47,3 +51,28 @@ def tiny_config(**overrides):
         config.set_value(cfg, key, value)
     config.validate(cfg)
     return cfg
+
+
+# Images for the dataset tests.
+RED, BLUE = (220, 30, 40), (20, 40, 210)
+COLORS = [(250, 0, 0), (0, 250, 0), (0, 0, 250), (250, 250, 0), (0, 250, 250)]
+
+
+def luma(rgb: tuple[int, int, int]) -> int:
+    return np.asarray(Image.new("RGB", (1, 1), rgb).convert("L"))[0, 0]
+
+
+def solid(color, size=(40, 30)) -> Image.Image:
+    return Image.new("RGB", size, color)
+
+
+def encode(image: Image.Image, fmt: str) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **({"lossless": True} if fmt == "WEBP" else {"quality": 95}))
+    return buffer.getvalue()
+
+
+def loader_labels(dataset, workers: int) -> list[int]:
+    """All labels read through a DataLoader with `workers` processes, in order."""
+    batches = DataLoader(dataset, batch_size=2, num_workers=workers)
+    return [int(label) for _, labels in batches for label in labels]

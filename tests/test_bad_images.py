@@ -17,8 +17,8 @@ from sagan.cli import main
 from sagan.data import ImageFileDataset
 from sagan.data.transforms import BadImageError, load_image
 from sagan.errors import DataError
-from sagan.training import train
 from sagan.training.batches import batch_loader
+from sagan.training.trainer import train
 
 GRADIENT = np.linspace(0, 65535, 16 * 16).round().astype(np.uint16).reshape(16, 16)
 EXPECTED = np.rint(GRADIENT / 257).astype(np.uint8)  # 16 bits scaled to 8, not clipped at 255

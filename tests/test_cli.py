@@ -32,7 +32,13 @@ def test_resume_continues_to_more_steps(tmp_path, capsys):
     assert main(["train", "--resume", str(run), "--no-progress"]) == 0
     assert "already at step 3" in capsys.readouterr().out
     assert main(["train", "--resume", str(run), "--batch-size", "4"]) == 2
-    assert "only --steps, --device, --strict and --no-report may change (got --batch-size)" in error_line(capsys)
+    assert error_line(capsys).startswith("sagan: error: --resume: train.batch_size may not change (the run has 8, "
+                                         "given 4); only data.root, data.workers")
+    # What --resume may change is declared with the config fields; those changes are recorded.
+    assert main(["train", "--resume", str(run), "--steps", "4", "--set", "train.log_every=1", "--no-progress"]) == 0
+    assert "log_every: 1" in (run / "config.yaml").read_text()
+    assert main(["train", "--resume", str(run), "--out", str(tmp_path / "other")]) == 2
+    assert "--out does not apply" in error_line(capsys)
 
 
 def test_generate_pngs_and_npz(run_dir, tmp_path):
@@ -52,11 +58,11 @@ def test_generate_pngs_and_npz(run_dir, tmp_path):
             assert (f["images"] == g["images"]).all()
 
 
-def test_dry_run_prints_the_resolved_config(capsys):
-    assert main(["train", "--preset", "celeba128", "--data-root", "/data/celeba", "--set", "train.lr_g=5e-5",
+def test_dry_run_prints_the_resolved_config(tmp_path, capsys):
+    assert main(["train", "--preset", "celeba128", "--data-root", str(tmp_path), "--set", "train.lr_g=5e-5",
                  "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "preset: celeba128" in out and "root: /data/celeba" in out and "lr_g: 5.0e-05" in out
+    assert "preset: celeba128" in out and f"root: {tmp_path}" in out and "lr_g: 5.0e-05" in out
 
 
 def test_presets_lists_every_preset(capsys):
@@ -87,7 +93,7 @@ def test_bench_prints_one_json_line(capsys):
     (["train", "--resume", "/no/such/run"], "checkpoint /no/such/run does not exist"),
     (["generate", "--checkpoint", "/no/such.pt", "--out", "x"], "checkpoint /no/such.pt does not exist"),
     (["train", "--steps", "many"], "argument --steps: invalid int value: 'many'"),
-    (["train", "--amp", "fp8"], "argument --amp: invalid choice"),
+    (["train", "--amp", "fp8"], "train.amp: 'fp8' is not one of none, bf16, fp16"),
 ])
 def test_user_mistakes_are_one_line_and_exit_2(args, message, capsys):
     try:
@@ -96,6 +102,24 @@ def test_user_mistakes_are_one_line_and_exit_2(args, message, capsys):
         code = e.code
     assert code == 2
     assert message in error_line(capsys)
+
+
+@pytest.mark.parametrize("sets, message", [
+    (["data.name=imagefolder", "data.root=.", "data.split=test"], "data.split: imagefolder has no split 'test'"),
+    (["eval.every=10", "eval.metrics=[fid,nope]"], "eval.metrics"),
+    (["eval.every=10", "eval.backbone=resnet"], "eval.backbone: 'resnet' is not one of inception"),
+    (["model.g_attention=[64]"], "model.g_attention: [64] not a feature resolution of the dcgan network at 32x32"),
+    (["model.d_attention=[32]"], "model.d_attention: [32] not a feature resolution"),
+    (["train.gp_weight=5"], "train.gp_weight: '5.0' applies only with train.loss=wgan-gp"),
+    (["eval.num_samples=100"], "eval.num_samples: '100' applies only with eval.every > 0"),
+    (["train.loss=wasserstein"], "train.loss: 'wasserstein' is not one of hinge, bce, wgan-gp"),
+    (["train.kernels=fast"], "train.kernels: 'fast' is not one of auto, plain"),
+    (["data.labels=folders", "data.name=imagefolder", "data.root=."], "data.labels=folders labels the images"),
+])
+def test_dry_run_rejects_what_would_not_train(sets, message, capsys):
+    assert main(["train", "--dry-run", *(arg for s in sets for arg in ("--set", s))]) == 2
+    line = error_line(capsys)
+    assert line.startswith("sagan: error: ") and message in line, line
 
 
 def test_empty_image_folder_and_bad_checkpoint(tmp_path, capsys):
@@ -111,7 +135,7 @@ def test_empty_image_folder_and_bad_checkpoint(tmp_path, capsys):
 
 def test_the_console_entry_point_reports_errors_without_traceback():
     result = subprocess.run([sys.executable, "-m", "sagan", "train", "--preset", "nope"], capture_output=True,
-                            text=True)
+                            text=True, check=False)
     assert result.returncode == 2
     assert result.stderr.strip() == "sagan: error: unknown preset 'nope'; choose from demo, dcgan64, celeba64, " \
                                     "celeba128, mnist"

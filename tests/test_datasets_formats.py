@@ -4,37 +4,17 @@ labels, MNIST padding and channels; each built in the test in the official layou
 import io
 import pickle
 import struct
-import sys
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-from torch.utils.data import DataLoader
+from conftest import COLORS, SHARED_DATA, encode, loader_labels, needs_shared_data, solid
 
-from conftest import SHARED_DATA, needs_shared_data
 from sagan import cli
 from sagan.data import build, cifar
 from sagan.errors import ConfigError, DataError, MissingPathError
-
-
-def solid(color, size=(40, 30)) -> Image.Image:
-    return Image.new("RGB", size, color)
-
-
-def encode(image: Image.Image, fmt: str) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format=fmt, **({"lossless": True} if fmt == "WEBP" else {"quality": 95}))
-    return buffer.getvalue()
-
-
-def loader_labels(dataset, workers: int) -> list[int]:
-    """All labels read through a DataLoader with `workers` processes, in order."""
-    batches = DataLoader(dataset, batch_size=2, num_workers=workers)
-    return [int(label) for _, labels in batches for label in labels]
-
 
 # ---------------------------------------------------------------------------------------------- cifar10
 
@@ -124,60 +104,6 @@ def test_cifar10_bad_batches_are_refused_without_running_them(cifar_root, capsys
     with pytest.raises(DataError, match=message):
         build("cifar10", cifar_root, split="test")
     assert "pwned" not in capsys.readouterr().out
-
-
-# ---------------------------------------------------------------------------------------------- lsun
-
-
-def make_lsun(path: Path, colors: list[tuple[int, int, int]]) -> Path:
-    """A category database as published: hex ids -> WebP images (one JPEG, as some records are)."""
-    lmdb = pytest.importorskip("lmdb", reason="the lsun dataset needs the optional lmdb package")
-    env = lmdb.open(str(path), map_size=1 << 24)
-    with env.begin(write=True) as txn:
-        for i, color in enumerate(colors):
-            txn.put(f"{i:040x}".encode(), encode(solid(color, (48, 32)), "JPEG" if i == 1 else "WEBP"))
-    env.close()
-    return path
-
-
-COLORS = [(250, 0, 0), (0, 250, 0), (0, 0, 250), (250, 250, 0), (0, 250, 250)]
-
-
-def test_lsun_reads_every_record_in_key_order(tmp_path):
-    root = make_lsun(tmp_path / "church_outdoor_train_lmdb", COLORS)
-    dataset = build("lsun", root, resolution=32)
-    assert len(dataset) == 5 and dataset.num_classes == 0
-    assert dataset.description == "lsun church_outdoor_train_lmdb, 5 images"
-    for (image, label), color in zip((dataset[i] for i in range(5)), COLORS, strict=True):
-        assert image.shape == (3, 32, 32) and label == 0
-        assert np.abs(image.float().mean((1, 2)).numpy() - color).max() < 4
-
-
-def test_lsun_works_with_worker_processes(tmp_path):
-    dataset = build("lsun", make_lsun(tmp_path / "db", COLORS))
-    dataset[0]  # opens the database in this process first, as a training run's checks may
-    images = torch.cat([images for images, _ in DataLoader(dataset, batch_size=2, num_workers=2)])
-    assert torch.equal(images, torch.stack([dataset[i][0] for i in range(5)]))
-
-
-def test_lsun_root_must_be_a_database(tmp_path):
-    make_lsun(tmp_path / "bedroom_train_lmdb", COLORS[:1])
-    make_lsun(tmp_path / "bedroom_val_lmdb", COLORS[:1])
-    with pytest.raises(DataError, match="holds LSUN databases; point data.root at one of them: bedroom_train_lmdb, "
-                                        "bedroom_val_lmdb"):
-        build("lsun", tmp_path)
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(DataError, match=f"{tmp_path / 'empty'} has no data.mdb: expected an LSUN category database"):
-        build("lsun", tmp_path / "empty")
-
-
-def test_lsun_without_lmdb_names_the_extra(tmp_path, monkeypatch, capsys):
-    root = make_lsun(tmp_path / "db", COLORS[:1])
-    monkeypatch.setitem(sys.modules, "lmdb", None)  # import lmdb now raises ImportError
-    with pytest.raises(DataError, match=r"needs the lmdb package: pip install 'sagan\[lsun\]'"):
-        build("lsun", root)
-    assert cli.main(["train", "--data", "lsun", "--data-root", str(root), "--steps", "1"]) == 2
-    assert "pip install 'sagan[lsun]'" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------------------------- celeba
@@ -333,7 +259,10 @@ def test_folder_labels_train_a_conditional_model(tmp_path, monkeypatch, capsys):
     assert cli.main(args) == 0
     assert "labels: folders" in (tmp_path / "run" / "config.yaml").read_text()
     assert cli.main(args + ["--out", str(tmp_path / "run2"), "--set", "model.num_classes=0"]) == 2
-    assert "has 2 classes, but model.num_classes is 0; set model.num_classes=2" in capsys.readouterr().err
+    assert "data.labels=folders labels the images, but model.num_classes is 0" in capsys.readouterr().err
+    assert cli.main(args + ["--out", str(tmp_path / "run3"), "--set", "model.num_classes=3"]) == 2
+    err = capsys.readouterr().err
+    assert "model.num_classes is 3 but the dataset" in err and "has 2 classes" in err
 
 
 # ---------------------------------------------------------------------------------------------- mnist
@@ -390,8 +319,8 @@ def broken_roots(tmp_path: Path) -> list[tuple[list[str], str]]:
         (["mnist", "--data-root", str(tmp_path / "empty")], f"missing {tmp_path / 'empty'}/train-images-idx3-ubyte"),
         (["lsun", "--data-root", str(tmp_path / "empty")], f"data root {tmp_path / 'empty'} has no data.mdb"),
         (["imagefolder", "--data-root", str(celeba), "--set", "data.labels=classes"], "data.labels: 'classes' is not"),
-        (["mnist", "--data-root", str(celeba), "--set", "data.labels=folders"], "data.labels=folders applies to "
-                                                                               "imagefolder, not to mnist"),
+        (["mnist", "--data-root", str(celeba), "--set", "data.labels=folders"], ("data.labels=folders applies to "
+                                                                                "imagefolder, not to mnist")),
     ]
 
 

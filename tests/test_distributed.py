@@ -12,13 +12,14 @@ from pathlib import Path
 import pytest
 import torch
 import torch.multiprocessing as mp
-
 from conftest import tiny_config
+
 from sagan import data
 from sagan.config import to_yaml
 from sagan.errors import ConfigError
-from sagan.training import distributed, train
+from sagan.training import distributed
 from sagan.training.batches import EpochBatchSampler, batch_loader
+from sagan.training.trainer import train
 
 ROOT = Path(__file__).resolve().parents[1]
 NETWORKS = ("generator", "discriminator", "generator_ema")
@@ -36,9 +37,9 @@ def free_port() -> int:
 
 def assert_same(a: dict, b: dict, skip=()) -> None:
     assert a.keys() == b.keys()
-    for name in a:
+    for name, value in a.items():
         if not name.endswith(skip):
-            assert torch.equal(a[name], b[name]), name
+            assert torch.equal(value, b[name]), name
 
 
 @pytest.mark.parametrize("processes", [2, 4])
@@ -49,7 +50,7 @@ def test_processes_split_every_batch_in_the_global_order(processes):
     for batch, _ in zip(whole, range(5)):  # crosses two epoch boundaries
         parts = [next(s) for s in streams]
         assert all(len(p) == 8 // processes for p in parts)
-        assert sum(parts, []) == batch
+        assert [i for part in parts for i in part] == batch
 
 
 def test_the_global_batch_must_split_evenly(monkeypatch):

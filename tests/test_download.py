@@ -13,12 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import SHARED_DATA, needs_shared_data
+from test_datasets_formats import write_cifar_batch
+
 from sagan import cli
 from sagan.data import build, download
 from sagan.errors import DataError
-from test_datasets_formats import write_cifar_batch
 
 
 class QuietHandler(SimpleHTTPRequestHandler):

@@ -12,7 +12,7 @@ from sagan import load_generator
 from sagan.cli import main
 from sagan.metrics.evaluate import Evaluator, array_batches, generator_batches
 from sagan.metrics.stats import load_stats, save_stats
-from sagan.training import train
+from sagan.training.trainer import train
 
 
 @pytest.fixture(scope="module")

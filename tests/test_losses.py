@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from sagan.training.losses import LOSSES, gradient_penalty, r1_penalty
+from sagan.losses import LOSSES, gradient_penalty, r1_penalty
 
 REAL = torch.tensor([2.0, 0.5, -1.0, 0.0])
 FAKE = torch.tensor([-2.0, 0.5, 1.5, 1.0])

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import SHARED_DATA
 
 from sagan.metrics.fid import fid, frechet_distance, gaussian_stats
 from sagan.metrics.inception_score import inception_score
@@ -13,8 +14,6 @@ from sagan.metrics.kid import kid
 from sagan.metrics.precision_recall import density_coverage, precision_recall
 from sagan.metrics.stats import FeatureStats, check_compatible, load_stats, save_stats, summarise
 from sagan.metrics.swd import SWDDescriptors, laplacian_pyramid, swd
-
-from conftest import SHARED_DATA
 
 FIXTURES = SHARED_DATA.parent / "metrics-fixtures"
 needs_fixtures = pytest.mark.skipif(not (FIXTURES / "reference_values.json").is_file(),

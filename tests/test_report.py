@@ -23,7 +23,7 @@ except ImportError:
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    from sagan.training import train
+    from sagan.training.trainer import train
 
     run_dir = tmp_path_factory.mktemp("report") / "run"
     train(tiny_config(**{"model.attention": "official"}), run_dir, progress=False)
@@ -43,7 +43,7 @@ def test_report_is_offline_and_its_files_exist(run):
     srcs = sources(page)
     local = [s for s in srcs if not s.startswith("data:image/png;base64,")]
     assert local == ["samples/step-0000004.png"]  # the slider starts at the last grid
-    data = json.loads(re.search(r'<script id="report-data" type="application/json">(.*?)</script>', page, re.S)[1])
+    data = json.loads(re.search(r'<script id="report-data" type="application/json">(.*?)</script>', page, re.DOTALL)[1])
     assert [s["step"] for s in data["samples"]] == [2, 4]
     assert all((run / s["src"]).is_file() for s in data["samples"])
     layers = data["explorer"]["layers"]
@@ -90,13 +90,13 @@ def test_refreshing_the_report_keeps_resume_exact(tmp_path):
 
 
 def test_a_failing_report_refresh_is_a_warning(run, capsys, monkeypatch):
-    from sagan import cli
+    from sagan import api
 
     def broken(run_dir):
         raise RuntimeError("no room")
 
-    monkeypatch.setattr(cli, "write_report", broken)
-    cli._report_refresher(run)(run / "checkpoints" / "latest.pt")
+    monkeypatch.setattr(api, "report", broken)
+    api._report_refresher(run)(run / "checkpoints" / "latest.pt")
     assert capsys.readouterr().err == "sagan: warning: report not refreshed: RuntimeError: no room\n"
 
 

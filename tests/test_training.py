@@ -6,14 +6,14 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import needs_cuda, tiny_config
 from PIL import Image
 
 import sagan
-from conftest import needs_cuda, tiny_config
 from sagan.config import from_dict, load_yaml
 from sagan.errors import ConfigError, UserError
-from sagan.training import train
 from sagan.training.gan import GANTraining
+from sagan.training.trainer import train
 
 CHECKPOINT_KEYS = {"generator", "discriminator", "generator_ema", "optimizer_g", "optimizer_d", "schedulers", "step",
                    "config", "rng"}
@@ -83,6 +83,22 @@ def test_cuda_run_resumes_and_loads_on_the_cpu(tmp_path, amp):
         assert state["grad_scalers"]["g"]["scale"] > 0
     images = sagan.load_generator(tmp_path / "run").sample(4, seed=0)
     assert images.shape == (4, 32, 32, 3) and images.std() > 0
+
+
+def test_logged_d_statistics_are_the_mean_over_the_n_dis_steps(tmp_path, monkeypatch):
+    seen = []
+    d_step = GANTraining.d_step
+
+    def recording(self, *args):
+        seen.append(stats := d_step(self, *args))
+        return stats
+
+    monkeypatch.setattr(GANTraining, "d_step", recording)
+    record = train(tiny_config(**{"train.n_dis": 3, "train.steps": 1, "train.log_every": 1}), tmp_path,
+                   progress=False)
+    assert len(seen) == 3 and len({s["d_loss"].item() for s in seen}) == 3
+    for key in ("d_loss", "d_real", "d_fake"):
+        assert record[key] == pytest.approx(np.mean([s[key].item() for s in seen]), rel=1e-6), key
 
 
 def test_a_fresh_run_refuses_to_overwrite_a_run(tmp_path):
@@ -181,7 +197,8 @@ def test_ema_follows_its_formula():
 
 @pytest.mark.parametrize("schedule,expected", [("constant", 1.0), ("linear", 0.5), ("exponential", 0.5**2)])
 def test_lr_schedules(schedule, expected):
-    gan, _ = step_once(**{"train.lr_schedule": schedule, "train.lr_gamma": 0.5, "train.steps": 40})
+    gamma = {"train.lr_gamma": 0.5} if schedule == "exponential" else {}
+    gan, _ = step_once(**{"train.lr_schedule": schedule, "train.steps": 40} | gamma)
     for _ in range(20):  # half of the run; two epochs of 10 batches
         gan.step_schedules()
     assert gan.opt_g.param_groups[0]["lr"] == pytest.approx(2e-4 * expected)

@@ -7,14 +7,13 @@ import sys
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_config
 from PIL import Image
 
 from sagan.cli import main
 from sagan.models import SelfAttention
 from sagan.models.base import Network
 from sagan.viz import attention, interpolate, layout, sheets
-
-from conftest import tiny_config
 
 try:
     import matplotlib  # noqa: F401
@@ -138,7 +137,7 @@ def test_layout_stacks_and_labels():
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """A tiny trained class-conditional run with the official attention form (pooled keys)."""
-    from sagan.training import train
+    from sagan.training.trainer import train
 
     run_dir = tmp_path_factory.mktemp("viz") / "run"
     train(tiny_config(**{"model.num_classes": 10, "model.attention": "official"}), run_dir, progress=False)
@@ -256,7 +255,7 @@ def test_curves_name_the_extra_when_matplotlib_is_missing(tmp_path, capsys, monk
 
 
 def test_viz_does_not_load_the_training_package():
-    code = ("import sys, sagan.viz.report, sagan.viz.sheets, sagan.viz.interpolate; "
+    code = ("import sys, sagan.viz.figures, sagan.viz.report; "
             "print([m for m in sys.modules if m.startswith('sagan.training')])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -1,7 +1,28 @@
-"""sagan: Self-Attention GANs (Zhang, Goodfellow, Metaxas and Odena, 2018) in PyTorch."""
+"""sagan: Self-Attention GANs (Zhang, Goodfellow, Metaxas and Odena, 2018) in PyTorch.
 
+Every command of the `sagan` CLI is one call here: `resolve_config`, `train`, `generate`, `evaluate`, `visualize`,
+`report`, `bench`, `download_data`, `describe_data`, `prepare_data`; `load_generator` gives a trained EMA generator
+with `.sample()`.
+"""
+
+from .api import (
+    TrainResult,
+    bench,
+    describe_data,
+    download_data,
+    evaluate,
+    generate,
+    prepare_data,
+    report,
+    resolve_config,
+    train,
+    visualize,
+)
 from .checkpoints import load_generator
+from .config import Config, preset
+from .errors import UserError
 
 __version__ = "0.1.0"
 
-__all__ = ["load_generator", "__version__"]
+__all__ = ["Config", "TrainResult", "UserError", "__version__", "bench", "describe_data", "download_data", "evaluate",
+           "generate", "load_generator", "prepare_data", "preset", "report", "resolve_config", "train", "visualize"]

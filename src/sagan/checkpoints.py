@@ -1,9 +1,9 @@
-"""Reading checkpoints: find one in a run directory, load it with `weights_only=True`, rebuild its networks.
+"""Checkpoints: written atomically, found in a run directory, loaded with `weights_only=True`, networks rebuilt.
 
-The training loop writes them (`sagan.training.checkpoint`); everything else (the CLI, metrics, visualisation) reads
-them through this module, which depends only on the config and the models.
+The one module that writes and reads them; it depends only on the config and the models.
 """
 
+import io
 import pickle
 import zipfile
 from pathlib import Path
@@ -13,6 +13,7 @@ from torch import nn
 
 from .config import from_dict
 from .errors import MissingPathError, UserError
+from .files import atomic_write_bytes
 from .models import Generator, build_discriminator, build_generator
 
 LATEST = "latest.pt"
@@ -20,6 +21,30 @@ LATEST = "latest.pt"
 
 def checkpoint_dir(run_dir: Path) -> Path:
     return Path(run_dir) / "checkpoints"
+
+
+def step_name(step: int) -> str:
+    return f"step-{step:07d}"
+
+
+def serialize(state: dict) -> bytes:
+    """The bytes `torch.save` writes for `state`, to hand to `atomic_write_bytes`."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
+
+
+def save(run_dir: Path, state: dict, keep: int) -> Path:
+    """Write `state` as `checkpoints/step-XXXXXXX.pt` and `checkpoints/latest.pt`, keeping the newest `keep`
+    step files. Both files are complete or absent, never half-written."""
+    folder = checkpoint_dir(run_dir)
+    data = serialize(state)
+    path = folder / f"{step_name(state['step'])}.pt"
+    atomic_write_bytes(path, data)
+    atomic_write_bytes(folder / LATEST, data)
+    for old in sorted(folder.glob("step-*.pt"))[:-keep] if keep else sorted(folder.glob("step-*.pt")):
+        old.unlink()
+    return path
 
 
 def resolve(path: str | Path) -> Path:

@@ -26,3 +26,10 @@ class MissingPathError(UserError, FileNotFoundError):
 
 class MissingExtraError(UserError, ImportError):
     """An optional dependency (a pyproject extra) that a feature needs is not installed."""
+
+
+def require_positive(**values: int) -> None:
+    """Raise a ConfigError naming the first option (as its flag) that is not positive."""
+    for name, value in values.items():
+        if value <= 0:
+            raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {value}")

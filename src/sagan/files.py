@@ -1,11 +1,13 @@
 """Atomic file writes (a reader never sees a half-written file, even if the writer is killed) and the cache folder."""
 
+import hashlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -50,3 +52,9 @@ def cache_dir(kind: str) -> Path:
     else:
         root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sagan"
     return root.expanduser() / kind
+
+
+def keyed_path(folder: str | os.PathLike, stem: str, key: dict[str, Any], suffix: str) -> Path:
+    """FOLDER/STEM-DIGEST.SUFFIX, DIGEST a hash of `key`: the cache file of whatever `key` describes."""
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    return Path(folder) / f"{stem}-{digest}{suffix}"

@@ -1,12 +1,14 @@
 """Datasets for training and evaluation: `build(name, ...)` returns a torch Dataset of `(image, label)` pairs.
 
 Every image is a uint8 tensor, channels x resolution x resolution; every label a python int (0 when the dataset
-has none). Each dataset also has `num_classes` (0 when unlabelled) and a one-line `description`.
+has none). Each dataset also has `num_classes` (0 when unlabelled) and a one-line `description`. A dataset format
+is one module with a builder, registered in DATASETS with its splits and options; `data.name` takes its choices
+from there.
 """
 
-import inspect
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 
 from torch.utils.data import Dataset
@@ -16,23 +18,43 @@ from . import celeba, cifar, embedded, imagefolder, lsun, mnist
 from .arrays import ArrayDataset
 from .cache import CachedDataset, cached
 from .image_files import ImageFileDataset
+from .options import require_split
 
-__all__ = ["DATASETS", "ArrayDataset", "CachedDataset", "ImageFileDataset", "build", "cached", "from_config"]
+__all__ = ["DATASETS", "OPTIONS", "ArrayDataset", "CachedDataset", "DatasetFormat", "ImageFileDataset", "build",
+           "cached", "check_options", "from_config"]
 
-# name -> builder(root, split, resolution, channels, crop, **the OPTIONS it supports)
-DATASETS: dict[str, Callable[..., Dataset]] = {
-    "embedded": embedded.build,
-    "imagefolder": imagefolder.build,
-    "celeba": celeba.build,
-    "mnist": partial(mnist.build, "mnist"),
-    "fashion-mnist": partial(mnist.build, "fashion-mnist"),
-    "cifar10": cifar.build,
-    "lsun": lsun.build,
+# Options only some datasets take, with the value that means "not used".
+OPTIONS = {"labels": "none", "attribute": "", "pad": True}
+
+
+@dataclass(frozen=True)
+class DatasetFormat:
+    build: Callable[..., Dataset]  # (root, split, resolution, channels, crop, **the options it takes) -> Dataset
+    splits: tuple[str, ...]
+    options: tuple[str, ...] = ()  # keys of OPTIONS it takes
+    needs_root: bool = True  # read from data.root (else shipped with sagan)
+
+
+DATASETS: dict[str, DatasetFormat] = {
+    "embedded": DatasetFormat(embedded.build, embedded.SPLITS, ("pad",), needs_root=False),
+    "imagefolder": DatasetFormat(imagefolder.build, imagefolder.SPLITS, ("labels",)),
+    "celeba": DatasetFormat(celeba.build, celeba.SPLITS, ("attribute",)),
+    "mnist": DatasetFormat(partial(mnist.build, "mnist"), mnist.SPLITS, ("pad",)),
+    "fashion-mnist": DatasetFormat(partial(mnist.build, "fashion-mnist"), mnist.SPLITS, ("pad",)),
+    "cifar10": DatasetFormat(cifar.build, cifar.SPLITS),
+    "lsun": DatasetFormat(lsun.build, lsun.SPLITS),
 }
 
-# Options only some datasets take, with the value that means "not used"; a builder takes those it supports as
-# keyword arguments.
-OPTIONS = {"labels": "none", "attribute": "", "pad": True}
+
+def check_options(name: str, split: str, options: dict, prefix: str = "data.") -> None:
+    """Raise a one-line error unless dataset `name` has `split` and takes every option of `options` that is set."""
+    if name not in DATASETS:
+        raise DataError(f"unknown dataset '{name}'; choose from {', '.join(DATASETS)}")
+    require_split(name, split, DATASETS[name].splits)
+    for key, value in options.items():
+        if value != OPTIONS[key] and key not in DATASETS[name].options:
+            users = [other for other, spec in DATASETS.items() if key in spec.options]
+            raise ConfigError(f"{prefix}{key}={value} applies to {', '.join(users)}, not to {name}")
 
 
 def build(name: str, root: str | os.PathLike | None = None, split: str = "train", resolution: int = 32,
@@ -44,20 +66,14 @@ def build(name: str, root: str | os.PathLike | None = None, split: str = "train"
     first-level folders of an imagefolder as classes; `attribute` labels CelebA by one of its 40 attributes;
     `pad=False` resizes 28x28 MNIST-style digits to 32x32 instead of zero-padding them.
     """
-    if name not in DATASETS:
-        raise DataError(f"unknown dataset '{name}'; choose from {', '.join(DATASETS)}")
+    options = {"labels": labels, "attribute": attribute, "pad": pad}
+    check_options(name, split, options)
     if channels not in (1, 3):
         raise ConfigError(f"channels must be 1 (grayscale) or 3 (RGB), not {channels}")
     if resolution < 1 or crop < 0:
         raise ConfigError(f"resolution must be positive and crop non-negative, not {resolution} and {crop}")
-    given = {key: value for key, value in dict(labels=labels, attribute=attribute, pad=pad).items()
-             if value != OPTIONS[key]}
-    accepted = inspect.signature(DATASETS[name]).parameters
-    for key, value in given.items():
-        if key not in accepted:
-            users = [other for other, builder in DATASETS.items() if key in inspect.signature(builder).parameters]
-            raise ConfigError(f"data.{key}={value} applies to {', '.join(users)}, not to {name}")
-    return DATASETS[name](root=root, split=split, resolution=resolution, channels=channels, crop=crop, **given)
+    given = {key: value for key, value in options.items() if value != OPTIONS[key]}
+    return DATASETS[name].build(root=root, split=split, resolution=resolution, channels=channels, crop=crop, **given)
 
 
 def from_config(d) -> Dataset:

@@ -11,7 +11,6 @@ options, a fingerprint of the files, the preprocessing version and the Pillow ve
 unusable; a cache whose record differs from the current one is rebuilt, so a stale cache is never read.
 """
 
-import hashlib
 import json
 import logging
 import multiprocessing
@@ -27,7 +26,7 @@ import PIL
 from tqdm import tqdm
 
 from ..errors import DataError
-from ..files import atomic_writer, cache_dir
+from ..files import atomic_writer, cache_dir, keyed_path
 from .arrays import ArrayDataset
 from .image_files import MAX_CONSECUTIVE_BAD, ImageFileDataset
 from .transforms import PREPROCESSING_VERSION, BadImageError
@@ -46,9 +45,8 @@ def cache_path(options: dict[str, Any], location: str | os.PathLike = "auto") ->
     location = Path(cache_dir("datasets") if str(location) == "auto" else location).expanduser()
     if location.suffix == ".npy":
         return location
-    digest = hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:16]
     stem = "-".join(str(options[key]) for key in ("name", "split", "resolution") if key in options)
-    return location / f"{stem or 'dataset'}-{digest}.npy"
+    return keyed_path(location, stem or "dataset", options, ".npy")
 
 
 class CachedDataset(ArrayDataset):

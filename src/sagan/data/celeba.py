@@ -15,13 +15,14 @@ from torch.utils.data import Dataset
 from ..errors import DataError, MissingPathError
 from .archives import ZipMembers
 from .image_files import ImageFileDataset
-from .options import describe, require_root, require_split
+from .options import describe, require_root
 
 IMAGE_FOLDER = "img_align_celeba"
 IMAGE_ZIP = "img_align_celeba.zip"
 PARTITION_FILE = "list_eval_partition.txt"
 ATTRIBUTE_FILE = "list_attr_celeba.txt"
 PARTITIONS = {"train": 0, "valid": 1, "test": 2}  # the numbers list_eval_partition.txt gives each split
+SPLITS = (*PARTITIONS, "all")
 # The common recipe: a 178x178 square, the full image width, centred on the aligned face, keeps the whole face
 # and resizes it without distortion. Tighter crops (DCGAN-era code uses 160, some 140 or 108) zoom in on the
 # face and cut off hair and background; pass them as data.crop.
@@ -73,7 +74,6 @@ def build(root: str | os.PathLike | None, split: str, resolution: int, channels:
 
     With `attribute` (a column of list_attr_celeba.txt, e.g. 'Smiling') the images have 2 classes.
     """
-    require_split("celeba", split, (*PARTITIONS, "all"))
     root = require_root("celeba", root)
     folder, partition_path = root / IMAGE_FOLDER, root / PARTITION_FILE
     archive = root / IMAGE_ZIP

@@ -13,12 +13,13 @@ from torch.utils.data import Dataset
 
 from ..errors import DataError, MissingPathError
 from .arrays import ArrayDataset
-from .options import describe, require_root, require_split
+from .options import describe, require_root
 
 FOLDER = "cifar-10-batches-py"
 BATCHES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 SIDE = 32
+SPLITS = (*BATCHES, "all")
 
 # What a batch pickle may construct: numpy arrays, and bytes (Python 3 protocol-2 pickles encode them through
 # _codecs). Anything else means the file is not a CIFAR batch, and loading it could run arbitrary code.
@@ -69,7 +70,6 @@ def find_folder(root: Path) -> Path:
 
 def build(root: str | os.PathLike | None, split: str, resolution: int, channels: int, crop: int) -> Dataset:
     """The `split` ('train', 'test' or 'all') of CIFAR-10, with its 10 class labels."""
-    require_split("cifar10", split, (*BATCHES, "all"))
     folder = find_folder(require_root("cifar10", root))
     names = BATCHES["train"] + BATCHES["test"] if split == "all" else BATCHES[split]
     parts = [read_batch(folder / name) for name in names]

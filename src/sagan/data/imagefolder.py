@@ -7,10 +7,11 @@ from torch.utils.data import Dataset
 
 from ..errors import DataError
 from .image_files import ImageFileDataset
-from .options import require_root, require_split
+from .options import require_root
 
 LABELS = ("none", "folders")  # data.labels: no labels, or the first-level folder of each image
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
+SPLITS = ("train", "all")  # a folder has no splits: both mean every image
 
 
 def find_images(root: Path) -> list[Path]:
@@ -33,7 +34,6 @@ def build(root: str | os.PathLike | None, split: str, resolution: int, channels:
     With labels='folders' the first-level folders are the classes, numbered in sorted name order (the ImageNet
     layout DIR/n01440764/*.JPEG); images directly in `root` are then an error.
     """
-    require_split("imagefolder", split, ("train", "all"))
     if labels not in LABELS:
         raise DataError(f"data.labels: '{labels}' is not one of {', '.join(LABELS)}")
     root = require_root("imagefolder", root)

@@ -9,10 +9,11 @@ from torch.utils.data import Dataset
 from ..errors import DataError, MissingPathError
 from . import idx
 from .arrays import ArrayDataset
-from .options import describe, require_root, require_split
+from .options import describe, require_root
 
 NUM_CLASSES = 10
 _PREFIXES = {"train": "train", "test": "t10k"}  # the official file name prefix of each split
+SPLITS = (*_PREFIXES, "all")
 
 
 def read_split(root: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -38,7 +39,6 @@ def _find(root: Path, stem: str) -> Path:
 def build(name: str, root: str | os.PathLike | None, split: str, resolution: int, channels: int,
           crop: int, pad: bool = True) -> Dataset:
     """The `split` ('train', 'test' or 'all') of the MNIST-format dataset `name` found in `root`."""
-    require_split(name, split, (*_PREFIXES, "all"))
     root = require_root(name, root)
     parts = [read_split(root, part) for part in (_PREFIXES if split == "all" else [split])]
     images = np.concatenate([images for images, _ in parts])

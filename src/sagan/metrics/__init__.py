@@ -10,5 +10,18 @@ from .preprocess import RESIZE_MODES
 from .swd import swd
 from .weights import fetch_weights
 
-__all__ = ["FIDInceptionV3", "InceptionFeatures", "RESIZE_MODES", "fetch_weights", "fid", "frechet_distance", "kid",
-           "inception_score", "precision_recall", "density_coverage", "swd", "Evaluator", "METRICS"]
+__all__ = [
+           "METRICS",
+           "RESIZE_MODES",
+           "Evaluator",
+           "FIDInceptionV3",
+           "InceptionFeatures",
+           "density_coverage",
+           "fetch_weights",
+           "fid",
+           "frechet_distance",
+           "inception_score",
+           "kid",
+           "precision_recall",
+           "swd",
+]

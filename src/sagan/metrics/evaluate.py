@@ -117,6 +117,12 @@ def parse_metrics(text: str | list[str], backbone: str, option: str = "--metrics
     return names
 
 
+def headlines(metrics: list[str], backbone: str) -> list[str]:
+    """The main result names of `metrics` with `backbone`, in order (see `Metric.headlines`)."""
+    return [_label(h, backbone) if METRICS[name].extractor is None else h
+            for name in metrics for h in METRICS[name].headlines]
+
+
 def default_metrics(backbone: str) -> list[str]:
     return {"inception": ["fid", "is"], "efficientnet-lite0": ["fid", "kid"], "swd": ["swd"]}[backbone]
 
@@ -147,8 +153,7 @@ class Evaluator:
 
     def headlines(self) -> list[str]:
         """The main result names of the metrics, in order (see `Metric.headlines`)."""
-        return [_label(h, self.backbone) if METRICS[name].extractor is None else h
-                for name in self.metrics for h in METRICS[name].headlines]
+        return headlines(self.metrics, self.backbone)
 
     @property
     def reference_extractors(self) -> list[str]:
@@ -247,7 +252,7 @@ def generator_batches(G: torch.nn.Module, n: int, seed: int = 0, batch_size: int
                 images = G.sample(b, seed=int(seeds[i]), batch_size=b)
                 if not put(torch.from_numpy(images).permute(0, 3, 1, 2)):
                     return
-        except BaseException as e:  # handed to the consumer, which re-raises it
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer, which re-raises it
             put(e)
             return
         put(None)

@@ -6,7 +6,6 @@ image source (dataset, split, resolution, crop), the extractor, its weights' sha
 Statistics made by a different extractor, weights or preprocessing are refused, never silently compared.
 """
 
-import hashlib
 import io
 import json
 import os
@@ -16,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, UserError
-from ..files import atomic_write_bytes
+from ..files import atomic_write_bytes, keyed_path
 from .fid import gaussian_stats
 
 FORMAT = "sagan-reference-stats-1"
@@ -103,7 +102,6 @@ def load_stats(path: str | os.PathLike) -> dict[str, FeatureStats]:
 
 def cache_path(cache_dir: str | os.PathLike, key: dict) -> Path:
     """The cache file of the statistics identified by `key` (image source + extractor identity)."""
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    return Path(cache_dir) / f"{key['extractor']}-{digest}.npz"
+    return keyed_path(cache_dir, key["extractor"], key, ".npz")
 
 

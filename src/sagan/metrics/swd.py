@@ -96,8 +96,8 @@ def swd(desc_a: dict[str, np.ndarray], desc_b: dict[str, np.ndarray], seed: int 
         raise ValueError(f"SWD descriptors of different pyramids: {sorted(desc_a)} vs {sorted(desc_b)}")
     rng = np.random.RandomState(seed)
     levels = {}
-    for key in desc_a:
-        a, b = _equal_size(desc_a[key], desc_b[key], rng)
+    for key, desc in desc_a.items():
+        a, b = _equal_size(desc, desc_b[key], rng)
         levels[f"swd_{key[len('level'):]}"] = 1e3 * sliced_wasserstein(_normalise(a), _normalise(b), rng)
     return {"swd": float(np.mean(list(levels.values())))} | levels
 
@@ -126,5 +126,5 @@ def _normalise(desc: np.ndarray) -> np.ndarray:
 
 def _equal_size(a: np.ndarray, b: np.ndarray, rng: np.random.RandomState) -> tuple[np.ndarray, np.ndarray]:
     n = min(len(a), len(b))
-    pick = lambda d: d if len(d) == n else d[np.sort(rng.choice(len(d), n, replace=False))]  # noqa: E731
+    pick = lambda d: d if len(d) == n else d[np.sort(rng.choice(len(d), n, replace=False))]
     return pick(a), pick(b)

@@ -33,7 +33,7 @@ def fetch_weights(url: str | list[str], sha256_prefix: str, filename: str | list
     digest = file_digest(file, "sha256")
     try:
         state = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as e:  # a truncated or foreign file: say which file, in one line
+    except Exception as e:  # noqa: BLE001 - a truncated or foreign file: say which file, in one line
         raise UserError(f"{file}: cannot read {what} ({type(e).__name__}: {str(e).splitlines()[0]})") from None
     if not isinstance(state, dict):
         raise UserError(f"{file}: expected a state dict of {what}, found {type(state).__name__}")

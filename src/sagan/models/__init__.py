@@ -1,25 +1,48 @@
-"""SAGAN generators and discriminators, built from a ModelConfig."""
+"""SAGAN generators and discriminators: the reference networks, plain PyTorch, checkable against the papers.
 
-from ..config import ModelConfig
-from .attention import SelfAttention, attention_layers
+A backbone is one module with a generator and a discriminator class, registered in BACKBONES; `model.arch` takes its
+choices from there. The CPU accelerations are `sagan.kernels`, installed on built networks by `train.kernels=auto`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from torch import nn
+
+from .attention import FORMS, SelfAttention, attention_layers
 from .base import Generator, Network
 from .dcgan import DCGANDiscriminator, DCGANGenerator
+from .layers import INITS
 from .resnet import ResNetDiscriminator, ResNetGenerator
 
-__all__ = ["SelfAttention", "attention_layers", "Generator", "Network", "build_generator", "build_discriminator"]
+if TYPE_CHECKING:
+    from ..config import ModelConfig
 
-_ARCHS = {"dcgan": (DCGANGenerator, DCGANDiscriminator), "resnet": (ResNetGenerator, ResNetDiscriminator)}
+__all__ = ["BACKBONES", "FORMS", "INITS", "Backbone", "Generator", "Network", "SelfAttention", "attention_layers",
+           "build_discriminator", "build_generator"]
+
+
+@dataclass(frozen=True)
+class Backbone:
+    generator: type[Generator]
+    discriminator: type[Network]
+
+
+BACKBONES = {
+    "resnet": Backbone(ResNetGenerator, ResNetDiscriminator),  # the paper's 128x128 networks
+    "dcgan": Backbone(DCGANGenerator, DCGANDiscriminator),  # the popular 64x64 PyTorch SAGAN's
+}
 
 
 def build_generator(cfg: ModelConfig, resolution: int, channels: int) -> Generator:
-    cls = _ARCHS[cfg.arch][0]
-    return cls(resolution, channels, z_dim=cfg.z_dim, width=cfg.g_channels, attention=cfg.g_attention,
-               attention_form=cfg.attention, spectral_norm=cfg.g_spectral_norm, num_classes=cfg.num_classes,
-               init=cfg.init)
+    return BACKBONES[cfg.arch].generator(
+        resolution, channels, z_dim=cfg.z_dim, width=cfg.g_channels, attention=cfg.g_attention,
+        attention_form=cfg.attention, spectral_norm=cfg.g_spectral_norm, num_classes=cfg.num_classes, init=cfg.init)
 
 
-def build_discriminator(cfg: ModelConfig, resolution: int, channels: int) -> Network:
-    cls = _ARCHS[cfg.arch][1]
-    return cls(resolution, channels, width=cfg.d_channels, attention=cfg.d_attention,
-               attention_form=cfg.attention, spectral_norm=cfg.d_spectral_norm, num_classes=cfg.num_classes,
-               init=cfg.init)
+def build_discriminator(cfg: ModelConfig, resolution: int, channels: int) -> nn.Module:
+    return BACKBONES[cfg.arch].discriminator(
+        resolution, channels, width=cfg.d_channels, attention=cfg.d_attention, attention_form=cfg.attention,
+        spectral_norm=cfg.d_spectral_norm, num_classes=cfg.num_classes, init=cfg.init)

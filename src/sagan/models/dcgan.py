@@ -36,11 +36,16 @@ class DownBlock(nn.Module):
 class DCGANGenerator(Generator):
     """Width `width * resolution / 8` at 4x4, halved at every upsampling, `width` at resolution / 2."""
 
+    @staticmethod
+    def attention_resolutions(resolution: int) -> list[int]:
+        """The feature resolutions that attention may follow."""
+        return [2**i for i in range(2, int(math.log2(resolution)))]
+
     def __init__(self, resolution: int, channels: int = 3, z_dim: int = 128, width: int = 64,
                  attention: Sequence[int] = (16, 32), attention_form: str = "paper", spectral_norm: bool = True,
                  num_classes: int = 0, init: str = "orthogonal"):
         super().__init__(resolution, channels, z_dim, num_classes)
-        check_attention(attention, [2**i for i in range(2, int(math.log2(resolution)))], "dcgan generator")
+        check_attention(attention, self.attention_resolutions(resolution), "dcgan generator")
         layers = LayerFactory(spectral_norm, init)
         ch = width * resolution // 8
         self.add_block("block4", UpBlock(layers.conv_transpose(z_dim, ch, 4), ch, num_classes))
@@ -62,11 +67,16 @@ class DCGANDiscriminator(Network):
     """Width `width` at resolution / 2, doubled at every downsampling down to 4x4, then a 4x4 conv to one logit.
     Conditional: adds the projection term <embed(y), sum-pooled 4x4 features> (Miyato & Koyama 2018)."""
 
+    @staticmethod
+    def attention_resolutions(resolution: int) -> list[int]:
+        """The feature resolutions that attention may follow."""
+        return [2**i for i in range(2, int(math.log2(resolution)))]
+
     def __init__(self, resolution: int, channels: int = 3, width: int = 64, attention: Sequence[int] = (8, 4),
                  attention_form: str = "paper", spectral_norm: bool = True, num_classes: int = 0,
                  init: str = "orthogonal"):
         super().__init__()
-        check_attention(attention, [2**i for i in range(2, int(math.log2(resolution)))], "dcgan discriminator")
+        check_attention(attention, self.attention_resolutions(resolution), "dcgan discriminator")
         layers = LayerFactory(spectral_norm, init)
         ch_in, ch, res = channels, width, resolution
         while res > 4:

@@ -2,11 +2,9 @@
 that becomes conditional when there are classes."""
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
-from torch.nn.utils.parametrizations import _SpectralNorm
-
-from .conv import Conv2d, ConvTranspose2d
 
 INITS = {
     "orthogonal": nn.init.orthogonal_,
@@ -27,11 +25,11 @@ class LayerFactory:
 
     def conv(self, in_ch: int, out_ch: int, kernel: int, stride: int = 1, padding: int = 0, bias: bool = True,
              sn: bool | None = None) -> nn.Module:
-        return self._finish(Conv2d(in_ch, out_ch, kernel, stride, padding, bias=bias), sn)
+        return self._finish(nn.Conv2d(in_ch, out_ch, kernel, stride, padding, bias=bias), sn)
 
     def conv_transpose(self, in_ch: int, out_ch: int, kernel: int, stride: int = 1, padding: int = 0,
                        sn: bool | None = None) -> nn.Module:
-        return self._finish(ConvTranspose2d(in_ch, out_ch, kernel, stride, padding), sn)
+        return self._finish(nn.ConvTranspose2d(in_ch, out_ch, kernel, stride, padding), sn)
 
     def linear(self, in_features: int, out_features: int, sn: bool | None = None) -> nn.Module:
         return self._finish(nn.Linear(in_features, out_features), sn)
@@ -50,14 +48,43 @@ class LayerFactory:
         return layer
 
 
-class SpectralNorm(_SpectralNorm):
-    """`torch.nn.utils.parametrizations.spectral_norm` (same buffers and state-dict keys: `...weight.0._u`, `_v`),
-    with the power iteration and the division by sigma kept in float32 under autocast: in bf16 or fp16 the sigma
-    estimate would lose precision, and casting the weight for each matrix-vector product costs a kernel each."""
+class SpectralNorm(nn.Module):
+    """The weight divided by its largest singular value sigma, estimated by one power iteration per training forward
+    (Miyato et al. 2018). The same arithmetic, random draws and state-dict keys (`...weight.0._u`, `_v`) as
+    `torch.nn.utils.parametrizations.spectral_norm`, but kept in float32 under autocast: in bf16 or fp16 the
+    sigma estimate would lose precision."""
+
+    def __init__(self, weight: torch.Tensor, dim: int = 0, eps: float = 1e-12):
+        super().__init__()
+        self.dim, self.eps = dim, eps
+        matrix = self._matrix(weight)
+        self.register_buffer("_u", F.normalize(matrix.new_empty(matrix.shape[0]).normal_(0, 1), dim=0, eps=eps))
+        self.register_buffer("_v", F.normalize(matrix.new_empty(matrix.shape[1]).normal_(0, 1), dim=0, eps=eps))
+        self._power_iteration(matrix, 15)
+
+    def _matrix(self, weight: torch.Tensor) -> torch.Tensor:
+        """The weight as (output channels, everything else)."""
+        if self.dim != 0:
+            weight = weight.movedim(self.dim, 0)
+        return weight.flatten(1)
+
+    @torch.no_grad()
+    def _power_iteration(self, matrix: torch.Tensor, iterations: int) -> None:
+        for _ in range(iterations):
+            self._u = F.normalize(torch.mv(matrix, self._v), dim=0, eps=self.eps, out=self._u)
+            self._v = F.normalize(torch.mv(matrix.H, self._u), dim=0, eps=self.eps, out=self._v)
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
         with torch.autocast(weight.device.type, enabled=False):
-            return super().forward(weight)
+            matrix = self._matrix(weight)
+            if self.training:
+                self._power_iteration(matrix, 1)
+            # Clones: the power iteration of the next forward updates the vectors in place.
+            sigma = torch.vdot(self._u.clone(), torch.mv(matrix, self._v.clone()))
+            return weight / sigma
+
+    def right_inverse(self, value: torch.Tensor) -> torch.Tensor:
+        return value
 
 
 class BatchNorm(nn.Module):

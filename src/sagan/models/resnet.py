@@ -60,11 +60,16 @@ class DBlock(nn.Module):
 
 
 class ResNetGenerator(Generator):
+    @staticmethod
+    def attention_resolutions(resolution: int) -> list[int]:
+        """The feature resolutions that attention may follow."""
+        return [2**i for i in range(3, int(math.log2(resolution)) + 1)]
+
     def __init__(self, resolution: int, channels: int = 3, z_dim: int = 128, width: int = 64,
                  attention: Sequence[int] = (32,), attention_form: str = "paper", spectral_norm: bool = True,
                  num_classes: int = 0, init: str = "orthogonal"):
         super().__init__(resolution, channels, z_dim, num_classes)
-        check_attention(attention, [2**i for i in range(3, int(math.log2(resolution)) + 1)], "resnet generator")
+        check_attention(attention, self.attention_resolutions(resolution), "resnet generator")
         layers = LayerFactory(spectral_norm, init)
 
         def widths(r: int) -> int:
@@ -88,11 +93,16 @@ class ResNetGenerator(Generator):
 class ResNetDiscriminator(Network):
     """Conditional: adds the projection term <embed(y), sum-pooled features> (Miyato & Koyama 2018)."""
 
+    @staticmethod
+    def attention_resolutions(resolution: int) -> list[int]:
+        """The feature resolutions that attention may follow."""
+        return [2**i for i in range(2, int(math.log2(resolution)))]
+
     def __init__(self, resolution: int, channels: int = 3, width: int = 64, attention: Sequence[int] = (32,),
                  attention_form: str = "paper", spectral_norm: bool = True, num_classes: int = 0,
                  init: str = "orthogonal"):
         super().__init__()
-        check_attention(attention, [2**i for i in range(2, int(math.log2(resolution)))], "resnet discriminator")
+        check_attention(attention, self.attention_resolutions(resolution), "resnet discriminator")
         layers = LayerFactory(spectral_norm, init)
 
         def widths(r: int) -> int:

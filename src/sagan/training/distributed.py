@@ -18,7 +18,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ..errors import ConfigError
-from .runtime import resolve_device, restore_rng, seed_everything
+from ..runtime import resolve_device, restore_rng, seed_everything
 
 if TYPE_CHECKING:
     from .gan import GANTraining
@@ -39,7 +39,7 @@ def world_size() -> int:
 
 def local_rank() -> int:
     """The process's number on its machine, which picks its GPU."""
-    return int(os.environ.get("LOCAL_RANK", 0))
+    return int(os.environ.get("LOCAL_RANK", "0"))
 
 
 def is_main() -> bool:

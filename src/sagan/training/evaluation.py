@@ -1,89 +1,20 @@
-"""Evaluation wiring shared by `sagan evaluate` and the training loop: reference statistics from a dataset, an
-image folder or a stats file; images from a folder or an .npz; periodic evaluation of the EMA generator that
-keeps `checkpoints/best.pt`."""
+"""Periodic evaluation during training: scores the EMA generator every `eval.every` steps and keeps
+`checkpoints/best.pt`."""
 
 import math
-import os
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
-from torch.utils.data import DataLoader, Subset
 
 from .. import checkpoints, data
-from ..config import Config, dataset_options
-from ..data.imagefolder import find_images
-from ..data.transforms import load_image
-from ..errors import ConfigError, DataError, MissingPathError
+from ..config import Config
+from ..errors import ConfigError
+from ..evaluation import reference_stats
 from ..files import atomic_write_bytes
-from ..files import cache_dir as default_cache_dir
 from ..metrics.evaluate import HIGHER_IS_BETTER, Evaluator, generator_batches
-from ..metrics.stats import FeatureStats, load_stats
-from . import checkpoint
 from .runlog import RunLog
 
 BEST = "best.pt"
-
-
-def reference_stats(evaluator: Evaluator, reference: str, *, data_root=None, split: str = "train",
-                    resolution: int, channels: int, crop: int = 0, max_images: int = 0, batch_size: int = 64,
-                    workers: int = 0, cache_dir=None, training_set=None) -> dict[str, FeatureStats]:
-    """Statistics of the real images named by `reference`: a stats .npz file, a dataset name (read from `data_root`)
-    or an image folder, the last two at `resolution`, at most `max_images` of them (a seeded random subset; 0 = all),
-    and cached under `cache_dir` (default: `$SAGAN_CACHE/stats`, see `files.cache_dir`). `training_set`, a loaded
-    dataset with the DataConfig that made it, is used as it is instead of reading its files again."""
-    if not evaluator.reference_extractors:
-        return {}
-    path = Path(reference).expanduser()
-    if path.suffix == ".npz":
-        if not path.is_file():
-            raise MissingPathError(f"--reference: stats file {path} does not exist")
-        return load_stats(path)
-    if training_set is not None:
-        dataset, data_config = training_set
-        source = {"dataset": data_config.name, "options": dataset_options(data_config)}
-    elif reference in data.DATASETS:
-        dataset = data.build(reference, data_root, split=split, resolution=resolution, channels=channels, crop=crop)
-        root = str(Path(data_root).expanduser().resolve()) if data_root else None
-        source = {"dataset": reference, "root": root, "split": split}
-    elif path.is_dir():
-        dataset = data.build("imagefolder", path, resolution=resolution, channels=channels, crop=crop)
-        # A changed folder is a new source: the files' names, sizes and times are part of the key.
-        source = {"folder": str(path.resolve()), "fingerprint": dataset.fingerprint()}
-    else:
-        raise ConfigError(f"--reference: '{reference}' is not a dataset ({', '.join(data.DATASETS)}), an image "
-                          f"folder or a stats .npz file")
-    source |= {"resolution": resolution, "channels": channels, "crop": crop, "count": len(dataset)}
-    if 0 < max_images < len(dataset):
-        dataset = Subset(dataset, np.sort(np.random.RandomState(0).choice(len(dataset), max_images, replace=False)))
-        source["subset"] = max_images
-    loader = lambda: (images for images, _ in DataLoader(dataset, batch_size, num_workers=workers))  # noqa: E731
-    return evaluator.reference(loader, len(dataset), source,
-                               cache_dir=default_cache_dir("stats") if cache_dir is None else cache_dir)
-
-
-def load_images(path: str | os.PathLike) -> np.ndarray:
-    """uint8 N x H x W x C images from an .npz (array `images`, as `sagan generate` writes) or an image folder."""
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise MissingPathError(f"--images: {path} does not exist")
-    if path.is_dir():
-        files = find_images(path)
-        if not files:
-            raise DataError(f"--images: no images found under {path}")
-        with Image.open(files[0]) as first:
-            size, channels = first.size[0], 1 if first.mode in ("L", "I;16", "I") else 3
-        return np.stack([load_image(f, size, channels) for f in files])
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            images = f["images"]
-    except (OSError, ValueError, KeyError) as e:
-        raise DataError(f"--images: {path} is not an .npz with a uint8 'images' array ({e})") from None
-    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] not in (1, 3):
-        raise DataError(f"--images: 'images' in {path} must be uint8 N x H x W x C (C = 1 or 3), got "
-                        f"{images.dtype} {images.shape}")
-    return images
 
 
 class PeriodicEvaluation:
@@ -106,7 +37,7 @@ class PeriodicEvaluation:
             max_images=e.reference_samples, batch_size=e.batch_size,
             workers=0 if isinstance(dataset, data.ArrayDataset) else cfg.data.workers,
             training_set=None if e.reference else (dataset, cfg.data))
-        self.best_path = checkpoint.checkpoint_dir(run_dir) / BEST
+        self.best_path = checkpoints.checkpoint_dir(run_dir) / BEST
         self.best = self._recorded_best()
 
     def __call__(self, step: int, G: torch.nn.Module, log: RunLog, state: dict) -> dict[str, float]:
@@ -120,7 +51,7 @@ class PeriodicEvaluation:
         sign = 1 if name in HIGHER_IS_BETTER else -1
         if math.isfinite(value) and (self.best is None or sign * value > sign * self.best):
             self.best = value
-            atomic_write_bytes(self.best_path, checkpoint.serialize(state | {"eval": {"metric": name, "value": value}}))
+            atomic_write_bytes(self.best_path, checkpoints.serialize(state | {"eval": {"metric": name, "value": value}}))
             log.info(f"eval step {step}: best {name} {value:.4g}, saved {self.best_path}")
         return results
 

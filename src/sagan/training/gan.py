@@ -5,11 +5,12 @@ import copy
 import torch
 from torch import nn
 
+from .. import kernels
 from ..config import Config
+from ..losses import LOSSES, gradient_penalty, r1_penalty
 from ..models import attention_layers, build_discriminator, build_generator
-from .losses import LOSSES, gradient_penalty, r1_penalty
-from .optim import build_optimizer, build_scheduler
-from .runtime import autocast
+from ..optim import build_optimizer, build_scheduler
+from ..runtime import autocast
 
 
 class GANTraining:
@@ -23,6 +24,8 @@ class GANTraining:
         t, res, ch = cfg.train, cfg.data.resolution, cfg.data.channels
         self.G = build_generator(cfg.model, res, ch).to(device)
         self.D = build_discriminator(cfg.model, res, ch).to(device)
+        if t.kernels == "auto":
+            self.G, self.D = kernels.install(self.G), kernels.install(self.D)
         # oneDNN's convolutions are faster in NHWC; cuDNN's float32 ones are not, and torch.compile's CUDA backward
         # has failed on its strides.
         self.channels_last = device.type == "cpu" if t.channels_last is None else t.channels_last
@@ -130,9 +133,11 @@ class GANTraining:
         """G_ema <- decay * G_ema + (1 - decay) * G; a plain copy before `ema_start`. Buffers (BN statistics,
         spectral-norm vectors) are copied."""
         decay = self.cfg.train.ema_decay if step >= self.cfg.train.ema_start else 0.0
-        # One multi-tensor kernel each instead of one per tensor: on a GPU this step is bound by kernel launches.
-        torch._foreach_lerp_(list(self.G_ema.parameters()), list(self.G.parameters()), 1 - decay)
-        torch._foreach_copy_(list(self.G_ema.buffers()), list(self.G.buffers()))
+        # One multi-tensor update of all parameters, not one kernel per tensor: on a GPU this step is launch-bound.
+        ema = torch.optim.swa_utils.get_ema_multi_avg_fn(decay)
+        ema(list(self.G_ema.parameters()), list(self.G.parameters()), step)
+        for ema_buffer, buffer in zip(self.G_ema.buffers(), self.G.buffers()):
+            ema_buffer.copy_(buffer)
 
     def step_schedules(self) -> None:
         self.sched_g.step()

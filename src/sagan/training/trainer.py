@@ -7,17 +7,17 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from .. import data
-from ..config import Config, dataset_options, to_dict, to_yaml
+from .. import checkpoints, data
+from ..config import Config, dataset_options, to_dict, to_yaml, validate
 from ..errors import ConfigError, DataError, UserError
 from ..files import atomic_write_text
 from ..images import make_grid, save_png
-from . import checkpoint, distributed
+from ..runtime import capture_rng, check_amp, restore_rng, seed_everything, tune_backends
+from . import distributed
 from .batches import batch_loader
 from .evaluation import PeriodicEvaluation
 from .gan import GANTraining
 from .runlog import RunLog
-from .runtime import capture_rng, check_amp, restore_rng, seed_everything, tune_backends
 
 
 def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool = True,
@@ -26,13 +26,14 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
     `on_checkpoint` is called with each checkpoint's path once it is written. Returns the last record written to
     metrics.jsonl. Under torchrun (`distributed.process_group`) every process calls it: each trains on its share of
     every batch, rank 0 writes the run directory."""
+    validate(cfg)
     t, run_dir = cfg.train, Path(run_dir)
     device = distributed.local_device(t.device)
     check_amp(t.amp, device)
     tune_backends(device)
     if run_dir.exists() and not run_dir.is_dir():
         raise UserError(f"run directory {run_dir} exists and is not a folder")
-    if not resume and (checkpoint.checkpoint_dir(run_dir) / checkpoint.LATEST).exists():
+    if not resume and (checkpoints.checkpoint_dir(run_dir) / checkpoints.LATEST).exists():
         raise UserError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or pick another --out")
 
     # Load the training set.
@@ -50,7 +51,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
     gan = GANTraining(cfg, device, batches_per_epoch)
     step, batches_seen, rank_rng = 0, 0, None
     if resume:
-        state = checkpoint.load(run_dir, device)
+        state = checkpoints.load(run_dir, device)
         gan.load_state_dict(state)
         step, batches_seen = state["step"], state["rng"]["data_batches"]
         restore_rng(state["rng"])
@@ -68,7 +69,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
     processes = f" x {distributed.world_size()} processes" if distributed.world_size() > 1 else ""
     log.info(f"{'resumed at step ' + str(step) if resume else 'started'}: {dataset.description}, device {device}"
              f"{processes}, G {_millions(gan.G)}M / D {_millions(gan.D)}M parameters")
-    for name, reason in getattr(dataset, "skipped", {}).items():
+    for reason in getattr(dataset, "skipped", {}).values():
         log.info(f"left out of the dataset: {reason}")
     sample_labels, nrow = sample_grid_labels(cfg)
     workers = 0 if isinstance(dataset, data.ArrayDataset) else cfg.data.workers
@@ -84,15 +85,17 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
         state["rng"]["data_batches"] = batches_seen
         if distributed.world_size() > 1:  # the other processes' latent streams, for an exact resume
             state["rank_rng"] = distributed.all_gather_object(capture_rng())[1:]
-        return checkpoint.save(run_dir, state, t.keep_checkpoints) if main else None
+        return checkpoints.save(run_dir, state, t.keep_checkpoints) if main else None
 
     try:
         while step < t.steps:
-            # Update D on n_dis batches of real images.
+            # Update D on n_dis batches of real images; its statistics are the mean over those steps.
+            d_stats = []
             for _ in range(t.n_dis):
                 images, labels = next(batches)
                 batches_seen += 1
-                stats = gan.d_step(*gan.prepare(images, labels))
+                d_stats.append(gan.d_step(*gan.prepare(images, labels)))
+            stats = {key: torch.stack([s[key] for s in d_stats]).mean() for key in d_stats[0]}
 
             # Update G, its moving average and the learning rates.
             stats |= gan.g_step(local_batch)
@@ -115,7 +118,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
                 bar.set_postfix_str(f"D {record['d_loss']:.3f} G {record['g_loss']:.3f} "
                                     + " ".join(f"γ{name} {value:+.3f}" for name, value in gammas.items()))
             if main and (step % t.sample_every == 0 or last):
-                path = run_dir / "samples" / f"{checkpoint.step_name(step)}.png"
+                path = run_dir / "samples" / f"{checkpoints.step_name(step)}.png"
                 images = gan.G_ema.sample(t.num_samples, seed=t.seed, labels=sample_labels, batch_size=t.num_samples)
                 save_png(make_grid(images, nrow), path)
             if evaluation is not None and (step % cfg.eval.every == 0 or last):
@@ -156,10 +159,6 @@ def check_dataset(cfg: Config, dataset) -> None:
     if classes and classes != dataset.num_classes:
         have = f"has {dataset.num_classes} classes" if dataset.num_classes else "has no labels"
         raise ConfigError(f"model.num_classes is {classes} but the dataset ({dataset.description}) {have}")
-    if not classes and (cfg.data.labels != "none" or cfg.data.attribute):
-        # Labels asked for and then ignored by an unconditional model is surely a mistake.
-        raise ConfigError(f"the dataset ({dataset.description}) has {dataset.num_classes} classes, but "
-                          f"model.num_classes is 0; set model.num_classes={dataset.num_classes} to use them")
     if len(dataset) < cfg.train.batch_size:
         raise DataError(f"the dataset ({dataset.description}) has fewer images than one batch "
                         f"(train.batch_size={cfg.train.batch_size})")

@@ -72,7 +72,7 @@ class Recorder:
         self.batches: dict[str, list[np.ndarray]] = {name: [] for name in self.layers}
         self.handles = []
 
-    def __enter__(self) -> "Recorder":
+    def __enter__(self) -> "Recorder":  # noqa: PYI034 - typing.Self needs Python 3.11
         for name, layer in self.layers.items():
             self.handles.append(layer.register_forward_pre_hook(_ask_for_attention, with_kwargs=True))
             self.handles.append(layer.register_forward_hook(partial(self._keep, name)))

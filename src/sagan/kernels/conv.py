@@ -1,56 +1,45 @@
-"""Conv2d and ConvTranspose2d that, on the CPU, for small maps and large kernels, run their transposed convolutions
-and weight gradients as matmuls.
+"""Convolutions that, on the CPU, for small maps and large kernels, run their transposed convolutions and weight
+gradients as matmuls.
 
 oneDNN works through a convolution position by position; when the map on its smaller side has few positions and
-many channels (D's last 4x4 convolutions, G's first transposed ones), that leaves its units idle. Measured at batch
-128 in bfloat16 on the benchmarks' Intel CPU, D's 256->512 channel convolution to 4x4: weight gradient 40 ms in
-oneDNN, 10 ms as a matmul over unfolded patches (float32: 43 and 39 ms); input gradient (a transposed convolution)
-23 ms, 13 ms as a matmul whose products are then added where the kernel lands (float32: 48 and 41 ms); G's first
-transposed convolution 2.7 and 1.2 ms (float32: 6.6 and 1.2 ms). A convolution's own forward pass stays oneDNN's.
+many channels (D's last 4x4 convolutions, G's first transposed ones), that leaves its units idle. A convolution's
+own forward pass stays oneDNN's.
 """
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-
-# Above this many positions per image on the smaller side of the convolution, oneDNN is as fast or faster (measured
-# at 8x8: its weight gradients 0.7x-1.4x the matmul's time, by precision, its transposed convolutions 0.35x-0.6x);
-# so it is below this many weights (the `demo` preset's 64<->128 channel layers at 4x4: 1.2x-1.5x faster in oneDNN).
-MAX_MATMUL_POSITIONS = 16
-MIN_MATMUL_WEIGHTS = 2**20
 
 
-class Conv2d(nn.Conv2d):
-    def _conv_forward(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+class SmallMapConv2d:
+    """Mixed into nn.Conv2d by `sagan.kernels.install`."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         out_positions = [(n + 2 * p - k) // s + 1 for n, p, k, s in zip(
             x.shape[2:], self.padding, self.kernel_size, self.stride)]
-        if _small_map(self, x, out_positions[0] * out_positions[1]):
-            return _SmallMapConv.apply(x, weight, bias, self.stride, self.padding, False)
-        return super()._conv_forward(x, weight, bias)
+        if not _small_map(self, x, out_positions[0] * out_positions[1]):
+            return super().forward(x)
+        return SmallMapConv.apply(x, self.weight, self.bias, self.stride, self.padding, False)
 
 
-class ConvTranspose2d(nn.ConvTranspose2d):
+class SmallMapConvTranspose2d:
+    """Mixed into nn.ConvTranspose2d by `sagan.kernels.install`."""
+
     def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
-        weight = self.weight  # read once: under spectral norm each read runs a power iteration
-        if output_size is None and _small_map(self, x, x.shape[2] * x.shape[3]):
-            return _SmallMapConv.apply(x, weight, self.bias, self.stride, self.padding, True)
-        output_padding = self._output_padding(x, output_size, self.stride, self.padding, self.kernel_size, 2,
-                                              self.dilation)
-        return F.conv_transpose2d(x, weight, self.bias, self.stride, self.padding, output_padding, self.groups,
-                                  self.dilation)
+        if output_size is not None or not _small_map(self, x, x.shape[2] * x.shape[3]):
+            return super().forward(x, output_size)
+        return SmallMapConv.apply(x, self.weight, self.bias, self.stride, self.padding, True)
 
 
-def _small_map(conv: nn.Module, x: torch.Tensor, positions: int) -> bool:
-    """Whether `_SmallMapConv` runs this convolution: on the CPU, when the map on its smaller side is small and the
-    kernel large."""
+def _small_map(conv, x: torch.Tensor, positions: int) -> bool:
+    """Whether `SmallMapConv` runs this convolution: on the CPU, when the map on its smaller side is small and the
+    kernel large (`Thresholds.conv_max_positions`, `conv_min_weights`)."""
+    t = conv.kernel_thresholds
     plain = (conv.groups == 1 and conv.dilation == (1, 1) and conv.padding_mode == "zeros"
              and not isinstance(conv.padding, str) and not any(getattr(conv, "output_padding", ())))
     weights = conv.in_channels * conv.out_channels * conv.kernel_size[0] * conv.kernel_size[1]
-    return (plain and positions <= MAX_MATMUL_POSITIONS and weights >= MIN_MATMUL_WEIGHTS
+    return (plain and positions <= t.conv_max_positions and weights >= t.conv_min_weights
             and x.device.type == "cpu" and not torch.compiler.is_compiling())
-
-
-class _SmallMapConv(torch.autograd.Function):
+class SmallMapConv(torch.autograd.Function):
     """F.conv2d / F.conv_transpose2d (zero padding, no dilation or groups) for small maps: transposed convolutions
     (a transposed convolution's forward pass, a convolution's input gradient) and weight gradients as matmuls."""
 

@@ -1,4 +1,4 @@
-"""Where and how training runs: device choice, mixed precision, seeding and the random state a resume restores."""
+"""Where and how a run computes: device choice, mixed precision, seeding and the random state a resume restores."""
 
 import contextlib
 import random
@@ -6,7 +6,10 @@ import random
 import numpy as np
 import torch
 
-from ..errors import ConfigError
+from .errors import ConfigError
+
+# train.amp: name -> the autocast dtype (None: float32 throughout)
+PRECISIONS = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def resolve_device(name: str) -> torch.device:
@@ -30,9 +33,9 @@ def tune_backends(device: torch.device) -> None:
 
 def autocast(amp: str, device: torch.device) -> contextlib.AbstractContextManager:
     """Mixed-precision context for forward passes; losses are computed in float32 outside it."""
-    if amp == "none":
+    if PRECISIONS[amp] is None:
         return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+    return torch.autocast(device.type, dtype=PRECISIONS[amp])
 
 
 def seed_everything(seed: int) -> None:

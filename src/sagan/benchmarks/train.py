@@ -1,23 +1,20 @@
 """`sagan bench train`: speed of the real training step (the one the loop runs) on synthetic batches, optionally side
-by side with the reference implementation's step (`benchmarks/reference_sagan.py`)."""
+by side with the reference implementation's step (`sagan.benchmarks.reference`)."""
 
-import importlib.util
 import resource
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 from torch.profiler import ProfilerActivity, profile
 from torch.utils import flop_counter
 
-from .config import Config
-from .errors import ConfigError, MissingPathError
-from .training.gan import GANTraining
-from .training.runtime import check_amp, resolve_device, seed_everything, tune_backends
-
-REFERENCE_FILE = Path(__file__).resolve().parents[2] / "benchmarks" / "reference_sagan.py"
+from ..config import Config
+from ..errors import ConfigError
+from ..runtime import check_amp, resolve_device, seed_everything, tune_backends
+from ..training.gan import GANTraining
+from .reference import ReferenceTraining
 
 # Dense bf16 (= fp16) tensor-core peaks (TFLOP/s) from the vendors' data sheets, matched in this order against the
 # CUDA device name.
@@ -87,7 +84,7 @@ def bench_train(cfg: Config, steps: int = 10, warmup: int = 3, compare_reference
 
     result = {
         "preset": cfg.preset, "arch": cfg.model.arch, "resolution": res, "batch_size": t.batch_size,
-        "amp": t.amp, "channels_last": gan.channels_last, "fused_optimizer": t.fused_optimizer, "compile": t.compile,
+        "amp": t.amp, "kernels": t.kernels, "channels_last": gan.channels_last, "fused_optimizer": t.fused_optimizer, "compile": t.compile,
         "reuse_fakes": t.reuse_fakes,
         "device": str(device), "device_name": _device_name(device), "threads": torch.get_num_threads(),
         "steps": steps, "seconds_per_step": round(seconds["sagan"], 4),
@@ -142,7 +139,8 @@ def step_breakdown(step: Callable[[], None], seconds: float, gflop: float, amp: 
 
 def summary_line(result: dict) -> str:
     """One human-readable line of a `bench_train` result."""
-    line = (f"sagan {result['preset']} batch {result['batch_size']} amp {result['amp']} on {result['device_name']}: "
+    line = (f"sagan {result['preset']} batch {result['batch_size']} amp {result['amp']} kernels {result['kernels']} "
+            f"on {result['device_name']}: "
             f"{result['images_per_s']} images/s ({result['gflop_per_s']} GFLOP/s)")
     if "speedup_vs_reference" in result:
         line += (f"; reference (fp32, N x N attention): {result['reference_images_per_s']} images/s; "
@@ -157,16 +155,6 @@ def summary_line(result: dict) -> str:
     return line
 
 
-def load_reference_module():
-    """`benchmarks/reference_sagan.py` of the source tree (it is not part of the installed package)."""
-    if not REFERENCE_FILE.is_file():
-        raise MissingPathError(f"--compare-reference needs {REFERENCE_FILE} (run from a checkout of the repository)")
-    spec = importlib.util.spec_from_file_location("reference_sagan", REFERENCE_FILE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def build_reference(cfg: Config, device: torch.device):
     """The reference networks and optimisers at the config's DCGAN architecture."""
     m, t = cfg.model, cfg.train
@@ -176,7 +164,7 @@ def build_reference(cfg: Config, device: torch.device):
     if m.attention != "paper" or t.loss != "hinge" or t.n_dis != 1:
         raise ConfigError("--compare-reference: the reference has model.attention=paper, train.loss=hinge and "
                           "train.n_dis=1")
-    return load_reference_module().ReferenceTraining(
+    return ReferenceTraining(
         device, image_size=cfg.data.resolution, z_dim=m.z_dim, conv_dim=m.g_channels, g_attention=m.g_attention,
         d_attention=m.d_attention, lr_g=t.lr_g, lr_d=t.lr_d, betas=(t.beta1, t.beta2))
 

@@ -46,7 +46,7 @@ class SpectralNorm(nn.Module):
             v.data = l2normalize(torch.mv(torch.t(w.view(height, -1).data), u.data))
             u.data = l2normalize(torch.mv(w.view(height, -1).data, v.data))
         sigma = u.dot(w.view(height, -1).mv(v))
-        setattr(self.module, "weight", w / sigma.expand_as(w))
+        self.module.weight = w / sigma.expand_as(w)
 
     def forward(self, *args):
         self._update_u_v()

@@ -1,0 +1,171 @@
+"""The public API: every `sagan` command is one call here, and the CLI only parses, calls and prints."""
+
+from __future__ import annotations
+
+import io
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import checkpoints
+from . import config as config_mod
+from .config import Config
+from .errors import ConfigError, require_positive
+from .evaluation import EVALUATION_FIELDS, evaluate
+from .files import atomic_write_bytes
+from .images import save_png
+from .runtime import resolve_device
+
+__all__ = ["EVALUATION_FIELDS", "TrainResult", "bench", "describe_data", "download_data", "evaluate", "generate", "prepare_data", "report",
+           "resolve_config", "train", "visualize"]
+
+
+def resolve_config(preset: str | None = None, file: str | Path | None = None,
+                   flags: Mapping[str, Any] | None = None, sets: Sequence[str] = (),
+                   resume: str | Path | None = None, scope: str = "run") -> Config:
+    """The validated config of a run: `preset` (default demo), or the config recorded by the run directory
+    `resume`, then a YAML `file`, `flags` ({config key: value}) and `sets` ('key=value' strings), for `scope`:
+    run, data (a dataset to read) or synthetic (training steps without dataset files; see `sagan.config.resolve`)."""
+    recorded = checkpoints.load(resume)["config"] if resume is not None else None
+    return config_mod.resolve(preset, file, flags, sets, resume=recorded, scope=scope)
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    main: bool  # this process writes the run directory (always, outside torchrun)
+    step: int  # the run's step when `train` returned
+    record: dict  # the last line of metrics.jsonl it wrote ({} when there was nothing left to train)
+
+
+def train(config: Config | str = "demo", out: str | Path | None = None, *, resume: bool = False,
+          progress: bool = True) -> TrainResult:
+    """Train `config` (a Config or a preset name) into the run directory `out` (default runs/PRESET-TIMESTAMP);
+    with `resume`, continue `out` from its latest checkpoint up to `config.train.steps`. Under torchrun every
+    process calls it and trains its share; rank 0 writes the run directory and refreshes its report."""
+    from .training import distributed
+    from .training.trainer import train as train_loop
+
+    cfg = resolve_config(config) if isinstance(config, str) else config
+    if resume and out is None:
+        raise ConfigError("resume: name the run directory to continue (out)")
+    run_dir = Path(out if out is not None else f"runs/{cfg.preset or 'run'}-{time.strftime('%Y%m%d-%H%M%S')}")
+    if resume:
+        step = checkpoints.load(run_dir)["step"]
+        if step >= cfg.train.steps:
+            return TrainResult(run_dir, True, step, {})
+    on_checkpoint = _report_refresher(run_dir) if cfg.train.report else None
+    with distributed.process_group(cfg.train.device):
+        record = train_loop(cfg, run_dir, resume=resume, progress=progress, on_checkpoint=on_checkpoint)
+        main = distributed.is_main()
+    return TrainResult(run_dir, main, record.get("step", cfg.train.steps), record)
+
+
+def generate(checkpoint: str | Path, num: int = 64, *, seed: int = 0, label: int | None = None, batch_size: int = 64,
+             device: str = "auto", out: str | Path | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """`num` images (uint8 N x H x W x C) of a checkpoint's EMA generator and their labels (None if
+    unconditional); with `out`, also written as PNGs into that folder, or as one .npz (`images`, `labels`)."""
+    require_positive(num=num, batch_size=batch_size)
+    out = Path(out) if out is not None else None
+    if out is not None and out.suffix != ".npz" and out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} exists and is not a folder (use a folder or a .npz file name)")
+    G = checkpoints.load_generator(checkpoint, resolve_device(device))
+    labels = G.make_labels(num, label, torch.Generator().manual_seed(seed))
+    images = G.sample(num, seed=seed, labels=labels, batch_size=batch_size)
+    labels = labels.numpy() if labels is not None else None
+    if out is not None and out.suffix == ".npz":
+        buffer = io.BytesIO()
+        np.savez(buffer, images=images, **({"labels": labels} if labels is not None else {}))
+        atomic_write_bytes(out, buffer.getvalue())
+    elif out is not None:
+        for i, image in enumerate(images):
+            save_png(image, out / f"{i:06d}.png")
+    return images, labels
+
+
+def visualize(figure: str, source: str | Path, *, out: str | Path | None = None, **options) -> list[Path]:
+    """Draw `figure` (a key of `sagan.viz.figures.FIGURES`: samples, compare, attention, interpolate, curves) of
+    the run directory or checkpoint `source` with its `options`; writes PNGs into `out` (default RUN/figures) and
+    returns their paths."""
+    from .viz import figures
+
+    if figure not in figures.FIGURES:
+        raise ConfigError(f"unknown figure '{figure}'; choose from {', '.join(figures.FIGURES)}")
+    drawn = figures.FIGURES[figure](source, **options)
+    return figures.write(drawn, out if out is not None else checkpoints.run_dir(source) / "figures")
+
+
+def report(run_dir: str | Path) -> Path:
+    """Write RUN/report.html, a page to explore the run in a browser; returns its path."""
+    from .viz.report import write_report
+
+    return write_report(run_dir)
+
+
+def bench(config: Config | str = "dcgan64", steps: int = 10, warmup: int = 3, compare_reference: bool = False,
+          peak_tflops: float | None = None, breakdown: bool = False) -> dict:
+    """Time `steps` training steps of `config` on synthetic batches (see `sagan.benchmarks.bench_train`)."""
+    from .benchmarks import bench_train
+
+    cfg = resolve_config(config, scope="synthetic") if isinstance(config, str) else config
+    return bench_train(cfg, steps=steps, warmup=warmup, compare_reference=compare_reference,
+                       peak_tflops=peak_tflops, breakdown=breakdown)
+
+
+def download_data(name: str, root: str | Path | None = None, mirrors: Sequence[str] = (),
+                  progress: bool = True) -> str:
+    """Fetch dataset `name` into `root` and check its MD5s; returns the description of what `root` now holds. For a
+    dataset that cannot be downloaded, returns where to get it and how to lay it out."""
+    from . import data
+    from .data import download
+
+    if name not in download.SOURCES:
+        raise ConfigError(f"{name} is not downloaded: it is read from files that come with sagan")
+    if not download.SOURCES[name].files:
+        return download.instructions(name)
+    if root is None:
+        raise ConfigError(f"--data-root: name the folder to download {name} into")
+    download.download(name, root, tuple(mirrors) or None, progress=progress)
+    return data.build(name, root, split="all").description
+
+
+def describe_data(config: Config) -> dict[str, Any]:
+    """Read the dataset of `config.data` and describe it: {description, images, shape (C, H, W), classes,
+    homepage}."""
+    from . import data
+    from .data import download
+
+    dataset = data.from_config(config.data)
+    source = download.SOURCES.get(config.data.name)
+    return {"description": dataset.description, "images": len(dataset), "shape": tuple(dataset[0][0].shape),
+            "classes": dataset.num_classes, "homepage": source.homepage if source else None}
+
+
+def prepare_data(config: Config, out: str | Path | None = None, progress: bool = True):
+    """Decode the image-file dataset of `config.data` once into the memory-mapped cache that training reads
+    (`out`: a .npy file or a folder; default: the cache `data.cache` names, or the automatic one); returns it."""
+    from . import data
+
+    d = config.data
+    dataset = data.from_config(d)
+    if not isinstance(dataset, data.ImageFileDataset):
+        raise ConfigError(f"{d.name} is read into memory as one array; only image-file datasets need a cache")
+    target = str(out) if out is not None else ("auto" if d.cache == "off" else d.cache)
+    return data.cached(dataset, config_mod.dataset_options(d), target, workers=d.workers, strict=d.strict,
+                       progress=progress)
+
+
+def _report_refresher(run_dir: Path):
+    """Rewrites RUN/report.html after each checkpoint; a failure is a warning, never the end of training."""
+    def refresh(checkpoint_path: Path) -> None:
+        try:
+            report(run_dir)
+        except Exception as e:  # noqa: BLE001 - the report is a convenience, training goes on
+            print(f"sagan: warning: report not refreshed: {type(e).__name__}: {e}", file=sys.stderr)
+    return refresh

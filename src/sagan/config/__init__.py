@@ -1,0 +1,107 @@
+"""Typed run configuration: dataclasses, named presets, and the one resolution and validation of a run's options.
+
+`resolve` applies, in order: dataclass defaults (the paper's recipe) -> a preset, or the config recorded by the run
+being resumed -> a YAML file -> flags -> `--set key=value` overrides, then `validate` checks the whole config before
+any data or network is loaded. Valid choices come from the registries that define them. The resolved config is
+written to `RUN/config.yaml` and stored in every checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .. import data
+from ..errors import ConfigError
+from .fields import DATA_READ_FIELDS, Config, DataConfig, EvalConfig, ModelConfig, TrainConfig, dataset_options
+from .presets import PRESETS, preset
+from .validation import CHOICES, SCOPES, check_environment, validate
+from .values import from_dict, get_value, load_yaml, parse_assignment, set_value, to_dict, to_yaml, update
+
+__all__ = [
+    "CHOICES",
+    "DATA_READ_FIELDS",
+    "PRESETS",
+    "SCOPES",
+    "Config",
+    "DataConfig",
+    "EvalConfig",
+    "ModelConfig",
+    "TrainConfig",
+    "check_environment",
+    "data_flags",
+    "dataset_options",
+    "from_dict",
+    "get_value",
+    "load_yaml",
+    "parse_assignment",
+    "preset",
+    "resolve",
+    "resumable_keys",
+    "set_value",
+    "to_dict",
+    "to_yaml",
+    "update",
+    "validate",
+]
+
+
+def resolve(preset_name: str | None = None, file: str | Path | None = None, flags: Mapping[str, Any] | None = None,
+            sets: Sequence[str] = (), resume: Mapping[str, Any] | None = None, scope: str = "run") -> Config:
+    """The validated config of a run: the preset (default demo), or with `resume` the config a run recorded, then the
+    YAML `file`, then `flags` (config key -> value), then `sets` ('key=value' strings). With `resume` only the
+    resumable fields may change. `scope` (validation.SCOPES) says what the config is for: with "data", only data.*
+    keys may be set and only the data section is validated."""
+    if resume is not None:
+        if preset_name or file:
+            raise ConfigError("--resume continues a run with its recorded config: --preset and --config do not apply")
+        cfg = from_dict(resume)
+    else:
+        cfg = preset(preset_name or "demo")
+    if file:
+        update(cfg, load_yaml(file), source=str(file))
+    for key, value in (flags or {}).items():
+        set_value(cfg, key, value, source=key)
+    for assignment in sets:
+        key, value = parse_assignment(assignment)
+        if scope == "data" and not key.startswith("data."):
+            raise ConfigError(f"--set {key}: this command reads a dataset and takes data.* keys only")
+        set_value(cfg, key, value)
+    if resume is not None:
+        _check_resumable(from_dict(resume), cfg)
+    validate(cfg, scope)
+    check_environment(cfg, scope)
+    return cfg
+
+
+def resumable_keys() -> list[str]:
+    """The dotted keys that `--resume` may change (the fields declared with `resumable`)."""
+    return [key for key, f in _fields() if f.metadata.get("resumable")]
+
+
+def _fields():
+    """(dotted key, dataclass field) of every leaf field of Config."""
+    for section in dataclasses.fields(Config):
+        if section.name != "preset":
+            yield from ((f"{section.name}.{f.name}", f)
+                        for f in dataclasses.fields(typing.get_type_hints(Config)[section.name]))
+
+
+def _check_resumable(recorded: Config, cfg: Config) -> None:
+    allowed = resumable_keys()
+    for key, _ in _fields():
+        if get_value(cfg, key) != get_value(recorded, key) and key not in allowed:
+            raise ConfigError(f"--resume: {key} may not change (the run has {get_value(recorded, key)!r}, given "
+                              f"{get_value(cfg, key)!r}); only {', '.join(allowed)} may")
+
+
+def data_flags(value: str) -> dict[str, str]:
+    """The config keys of a `--data` value: a dataset name, or an image folder (short for imagefolder + its root)."""
+    if value in data.DATASETS:
+        return {"data.name": value}
+    if Path(value).expanduser().is_dir():
+        return {"data.name": "imagefolder", "data.root": value}
+    raise ConfigError(f"--data: '{value}' is neither a dataset ({', '.join(data.DATASETS)}) nor an existing folder")

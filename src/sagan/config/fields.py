@@ -1,0 +1,119 @@
+"""The config's typed sections. Defaults are the paper's recipe; fields declared `resumable` may change on resume."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+def resumable(default: Any) -> Any:
+    """A field that `--resume` may change: how the run continues, not what it trains."""
+    return field(default=default, metadata={"resumable": True})
+
+
+@dataclass
+class ModelConfig:
+    arch: str = "resnet"  # backbone (models.BACKBONES): resnet (the paper's nets) | dcgan (the popular PyTorch SAGAN's)
+    z_dim: int = 128  # latent size
+    g_channels: int = 64  # generator width: channels of its highest-resolution feature map
+    d_channels: int = 64  # discriminator width: channels of its highest-resolution feature map
+    g_attention: list[int] = field(default_factory=lambda: [32])  # G feature resolutions followed by self-attention
+    d_attention: list[int] = field(default_factory=lambda: [32])  # D feature resolutions followed by self-attention
+    attention: str = "paper"  # attention form (models.FORMS): paper (1x1 f, g, h convs) | official (the TF block)
+    g_spectral_norm: bool = True  # spectral norm on generator layers
+    d_spectral_norm: bool = True  # spectral norm on discriminator layers
+    num_classes: int = 0  # > 0: conditional BN in G and a projection discriminator
+    init: str = "orthogonal"  # weight init (models.INITS)
+
+
+@dataclass
+class DataConfig:
+    name: str = "embedded"  # dataset (data.DATASETS)
+    root: str | None = resumable(None)  # dataset folder (not for embedded); lsun: the *_lmdb folder itself
+    split: str = "train"  # one of the dataset's splits (data.DATASETS), e.g. celeba: train | valid | test | all
+    resolution: int = 32  # image size, a power of two from 32 to 256
+    channels: int = 3  # 3 = RGB, 1 = grayscale
+    # center-crop size before resizing; 0 = the largest centered square, except CelebA: 178 (the full width of its
+    # 178x218 aligned faces); 160 (the popular PyTorch SAGAN), 140 or 108 (DCGAN-TF) zoom in on the face
+    crop: int = 0
+    labels: str = "none"  # imagefolder: none | folders (each first-level folder is a class, sorted by name)
+    attribute: str = ""  # celeba: label images by one list_attr_celeba.txt column, e.g. Smiling (2 classes)
+    pad: bool = True  # mnist, fashion-mnist, embedded at 32x32: zero-pad the 28x28 digits (LeNet); false: resize
+    workers: int = resumable(2)  # decoding processes for datasets read from image files
+    # image-file datasets (celeba, imagefolder, lsun): decode once into a memory-mapped file and train from it;
+    # auto = a file in $SAGAN_CACHE/datasets (default ~/.cache/sagan/datasets) | off | a folder | a .npy file
+    cache: str = "auto"
+    strict: bool = resumable(False)  # stop at an unreadable image instead of skipping it with a warning
+
+
+# DataConfig fields that say how to read a dataset, not which images and labels it holds: the dataset cache is
+# keyed by all the other fields, so a new field is part of the key unless it is listed here.
+DATA_READ_FIELDS = ("root", "workers", "cache", "strict")
+
+
+@dataclass
+class TrainConfig:
+    steps: int = resumable(200_000)  # total generator steps of the run
+    batch_size: int = 64
+    loss: str = "hinge"  # GAN loss (losses.LOSSES): hinge (the paper) | bce (non-saturating) | wgan-gp
+    gp_weight: float = 10.0  # gradient-penalty weight (loss wgan-gp)
+    r1_weight: float = 0.0  # R1 penalty weight on real images, any loss (0 = off)
+    clip_grad_norm: float = 0.0  # max gradient norm for G and D (0 = off)
+    lr_g: float = 1e-4  # TTUR: G learns 4x slower than D
+    lr_d: float = 4e-4
+    beta1: float = 0.0
+    beta2: float = 0.9
+    weight_decay: float = 0.0  # Adam L2 weight decay for G and D
+    lr_schedule: str = "constant"  # optim.SCHEDULES: constant | linear (to 0) | exponential (per epoch)
+    lr_gamma: float = 0.99  # per-epoch factor of the exponential schedule
+    n_dis: int = 1  # D steps per G step
+    reuse_fakes: bool = False  # the G step scores the D step's fakes (as PyTorch's DCGAN example), not new latents
+    ema_decay: float = 0.999  # decay of the generator EMA used for sampling
+    ema_start: int = 0  # G steps before the EMA starts averaging (until then it copies G)
+    amp: str = "none"  # mixed precision (runtime.PRECISIONS): none | bf16 | fp16 (CUDA only)
+    channels_last: bool | None = None  # NHWC memory format for convolutions (auto: on the CPU, where it is faster)
+    fused_optimizer: bool = True  # Adam as one fused kernel over all parameters (false: the per-tensor loop)
+    kernels: str = "auto"  # auto: sagan.kernels' faster layers where they help | plain: the networks as written
+    compile: bool = False  # torch.compile G and D (the first steps compile for a minute or more)
+    compile_mode: str = "default"  # torch.compile mode; reduce-overhead adds CUDA graphs (fewer kernel launches)
+    sync_bn: bool = False  # under torchrun on GPUs: G's batch norm uses statistics of the global batch
+    device: str = resumable("auto")  # auto | cpu | cuda | cuda:N
+    seed: int = 0
+    log_every: int = resumable(100)  # steps between lines of metrics.jsonl
+    sample_every: int = resumable(1000)  # steps between sample grids
+    checkpoint_every: int = resumable(5000)  # steps between checkpoints
+    keep_checkpoints: int = resumable(3)  # step-XXXXXXX.pt files kept besides latest.pt
+    num_samples: int = 64  # images in each sample grid
+    report: bool = resumable(True)  # `sagan train` refreshes RUN/report.html at every checkpoint
+
+
+@dataclass
+class EvalConfig:
+    every: int = 0  # G steps between evaluations of the EMA generator (0 = off)
+    num_samples: int = 10_000  # generated images per evaluation
+    metrics: list[str] = field(default_factory=lambda: ["fid"])  # names of metrics.evaluate.METRICS
+    reference: str | None = None  # dataset name, image folder or stats .npz (none: the training data)
+    reference_samples: int = 0  # real images for the reference statistics, a seeded random subset (0 = all)
+    backbone: str = "inception"  # network for fid / kid (metrics.evaluate.BACKBONES)
+    inception_weights: str | None = None  # FID Inception weight file (none: $SAGAN_INCEPTION_WEIGHTS or download)
+    vgg16_weights: str | None = None  # VGG16 weight file for pr / dc (none: $SAGAN_VGG16_WEIGHTS or download)
+    best_metric: str = ""  # result that picks checkpoints/best.pt, e.g. fid or is ("" = the first metric's)
+    batch_size: int = 64
+
+
+@dataclass
+class Config:
+    preset: str = ""  # the preset this config started from
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+def dataset_options(data: DataConfig) -> dict[str, Any]:
+    """What a dataset's images and labels depend on besides its files: the data fields but DATA_READ_FIELDS, and
+    the absolute root."""
+    options = {key: value for key, value in dataclasses.asdict(data).items() if key not in DATA_READ_FIELDS}
+    return options | {"root": str(Path(data.root).expanduser().resolve()) if data.root else None}

@@ -1,0 +1,135 @@
+"""The one validation of a config: every option against the others and the registries, before any file is read."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import torch
+
+from .. import data, kernels
+from ..data.imagefolder import LABELS
+from ..errors import ConfigError, MissingPathError
+from ..losses import LOSSES
+from ..metrics.evaluate import BACKBONES as EVAL_BACKBONES
+from ..metrics.evaluate import headlines, parse_metrics
+from ..models import BACKBONES, FORMS, INITS
+from ..optim import SCHEDULES
+from ..runtime import PRECISIONS
+from .fields import Config, EvalConfig
+from .values import get_value
+
+# The valid values of each choice field: the registries' names.
+CHOICES = {
+    "model.arch": tuple(BACKBONES),
+    "model.attention": FORMS,
+    "model.init": tuple(INITS),
+    "data.name": tuple(data.DATASETS),
+    "data.labels": LABELS,
+    "train.loss": tuple(LOSSES),
+    "train.lr_schedule": tuple(SCHEDULES),
+    "train.amp": tuple(PRECISIONS),
+    "train.kernels": kernels.MODES,
+    "train.compile_mode": ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),  # torch's
+    "eval.backbone": EVAL_BACKBONES,
+}
+
+# Fields that act only under a condition: (key, the condition, the condition in words). Setting one away from its
+# default without the condition is a mistake the user would not see.
+CONDITIONAL = [
+    ("train.gp_weight", lambda c: c.train.loss == "wgan-gp", "train.loss=wgan-gp"),
+    ("train.lr_gamma", lambda c: c.train.lr_schedule == "exponential", "train.lr_schedule=exponential"),
+    ("train.compile_mode", lambda c: c.train.compile, "train.compile=true"),
+] + [(f"eval.{f.name}", lambda c: c.eval.every > 0, "eval.every > 0")
+     for f in dataclasses.fields(EvalConfig) if f.name != "every"]
+
+
+# What a config is for: a training run; a dataset to read (the data section only, e.g. `sagan data info`); or
+# training steps on synthetic batches (no dataset files, e.g. `sagan bench`).
+SCOPES = ("run", "data", "synthetic")
+
+
+def validate(cfg: Config, scope: str = "run") -> None:
+    """Check every option of `scope` (SCOPES) against the others and the registries, without reading any file;
+    raises a one-line ConfigError naming the option."""
+    in_scope = (lambda key: key.startswith("data.")) if scope == "data" else (lambda key: True)
+    for key, allowed in CHOICES.items():
+        value = get_value(cfg, key)
+        if in_scope(key) and value not in allowed:
+            raise ConfigError(f"{key}: '{value}' is not one of {', '.join(allowed)}")
+    _check_numbers(cfg, in_scope)
+    m, d, t, e = cfg.model, cfg.data, cfg.train, cfg.eval
+    if d.resolution < 32 or d.resolution > 256 or d.resolution & (d.resolution - 1):
+        raise ConfigError(f"data.resolution: {d.resolution} is not a power of two from 32 to 256")
+    if d.channels not in (1, 3):
+        raise ConfigError(f"data.channels: {d.channels} must be 1 (grayscale) or 3 (RGB)")
+    if not d.cache.strip():
+        raise ConfigError("data.cache: expected auto, off, a folder or a .npy file, got an empty string")
+    splits = data.DATASETS[d.name].splits
+    if d.split not in splits:
+        raise ConfigError(f"data.split: {d.name} has no split '{d.split}'; choose from {', '.join(splits)}")
+    data.check_options(d.name, d.split, {key: getattr(d, key) for key in data.OPTIONS})
+    if data.DATASETS[d.name].needs_root and not d.root and scope != "synthetic":
+        raise ConfigError(f"data.root: the {d.name} dataset needs a data root folder")
+    if scope == "data":
+        return
+    if not m.num_classes and (d.labels != "none" or d.attribute):
+        # Labels asked for and then ignored by an unconditional model is surely a mistake.
+        given = f"data.labels={d.labels}" if d.labels != "none" else f"data.attribute={d.attribute}"
+        raise ConfigError(f"{given} labels the images, but model.num_classes is 0; set model.num_classes to use them")
+    backbone = BACKBONES[m.arch]
+    for key, net in (("model.g_attention", backbone.generator), ("model.d_attention", backbone.discriminator)):
+        available = net.attention_resolutions(d.resolution)
+        bad = sorted(set(get_value(cfg, key)) - set(available))
+        if bad:
+            raise ConfigError(f"{key}: {bad} not a feature resolution of the {m.arch} network at "
+                              f"{d.resolution}x{d.resolution}; choose from {sorted(available)}")
+    for key, applies, condition in CONDITIONAL:
+        default = get_value(Config(), key)
+        if not applies(cfg) and get_value(cfg, key) != default:
+            raise ConfigError(f"{key}: '{get_value(cfg, key)}' applies only with {condition}")
+    if t.reuse_fakes and t.n_dis != 1:
+        raise ConfigError(f"train.reuse_fakes: needs train.n_dis=1 (one D step's fakes per G step), got {t.n_dis}")
+    if t.reuse_fakes and t.compile_mode == "reduce-overhead":
+        # CUDA graphs free a step's outputs when the next update starts, and the fakes outlive the D step.
+        raise ConfigError("train.reuse_fakes: does not combine with train.compile_mode=reduce-overhead")
+    if t.device not in ("auto", "cpu", "cuda") and not (t.device.startswith("cuda:") and t.device[5:].isdigit()):
+        raise ConfigError(f"train.device: '{t.device}' is not one of auto, cpu, cuda, cuda:N")
+    if t.amp == "fp16" and t.device == "cpu":
+        raise ConfigError("train.amp: fp16 needs a CUDA device; use bf16 on the CPU")
+    parse_metrics(e.metrics, e.backbone, option="eval.metrics")
+    if e.best_metric and e.best_metric not in headlines(e.metrics, e.backbone):
+        raise ConfigError(f"eval.best_metric: '{e.best_metric}' is not a result of eval.metrics "
+                          f"(choose from {', '.join(headlines(e.metrics, e.backbone))})")
+
+
+# (keys, the test each value must pass, the test in words)
+RANGES = [
+    (["model.z_dim", "model.g_channels", "model.d_channels", "train.steps", "train.batch_size", "train.n_dis",
+      "train.log_every", "train.sample_every", "train.checkpoint_every", "train.num_samples", "train.lr_g",
+      "train.lr_d", "eval.num_samples", "eval.batch_size"], lambda v: v > 0, "must be positive"),
+    (["model.num_classes", "data.crop", "data.workers", "train.keep_checkpoints", "train.ema_start",
+      "train.gp_weight", "train.r1_weight", "train.clip_grad_norm", "train.weight_decay", "eval.every",
+      "eval.reference_samples"], lambda v: v >= 0, "must not be negative"),
+    (["train.beta1", "train.beta2", "train.ema_decay"], lambda v: 0 <= v < 1, "must be in [0, 1)"),
+    (["train.lr_gamma"], lambda v: 0 < v <= 1, "must be in (0, 1]"),
+]
+
+
+def _check_numbers(cfg: Config, in_scope) -> None:
+    for keys, test, words in RANGES:
+        for key in filter(in_scope, keys):
+            if not test(get_value(cfg, key)):
+                raise ConfigError(f"{key}: {words}, got {get_value(cfg, key)}")
+
+
+def check_environment(cfg: Config, scope: str = "run") -> None:
+    """What `validate` cannot know from the config alone: that the device and (but for synthetic data) the data
+    folder exist here."""
+    device = cfg.train.device
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"train.device: '{device}' requested but CUDA is not available here (use cpu or auto)")
+    if cfg.data.root and data.DATASETS[cfg.data.name].needs_root and scope != "synthetic":
+        root = Path(cfg.data.root).expanduser()
+        if not root.exists():
+            raise MissingPathError(f"data root {root} does not exist")

@@ -1,0 +1,140 @@
+"""Scoring a generator or a set of images against real images: the work behind `sagan evaluate`, and the
+reference statistics the training loop's periodic evaluation uses too."""
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from torch.utils.data import DataLoader, Subset
+
+from . import checkpoints, data
+from .config import dataset_options
+from .data.imagefolder import find_images
+from .data.transforms import load_image
+from .errors import ConfigError, DataError, MissingPathError
+from .files import cache_dir as default_cache_dir
+from .metrics.evaluate import Evaluator, array_batches, default_metrics, generator_batches, parse_metrics
+from .metrics.stats import FeatureStats, load_stats, save_stats
+from .runtime import resolve_device
+
+# The fields of `evaluate`'s result that describe the evaluation; the others are the metrics' results.
+EVALUATION_FIELDS = ("step", "num_samples", "backbone", "precision", "reference", "source")
+
+
+def reference_stats(evaluator: Evaluator, reference: str, *, data_root=None, split: str = "train",
+                    resolution: int, channels: int, crop: int = 0, max_images: int = 0, batch_size: int = 64,
+                    workers: int = 0, cache_dir=None, training_set=None) -> dict[str, FeatureStats]:
+    """Statistics of the real images named by `reference`: a stats .npz file, a dataset name (read from `data_root`)
+    or an image folder, the last two at `resolution`, at most `max_images` of them (a seeded random subset; 0 = all),
+    and cached under `cache_dir` (default: `$SAGAN_CACHE/stats`, see `files.cache_dir`). `training_set`, a loaded
+    dataset with the DataConfig that made it, is used as it is instead of reading its files again."""
+    if not evaluator.reference_extractors:
+        return {}
+    path = Path(reference).expanduser()
+    if path.suffix == ".npz":
+        if not path.is_file():
+            raise MissingPathError(f"--reference: stats file {path} does not exist")
+        return load_stats(path)
+    if training_set is not None:
+        dataset, data_config = training_set
+        source = {"dataset": data_config.name, "options": dataset_options(data_config)}
+    elif reference in data.DATASETS:
+        dataset = data.build(reference, data_root, split=split, resolution=resolution, channels=channels, crop=crop)
+        root = str(Path(data_root).expanduser().resolve()) if data_root else None
+        source = {"dataset": reference, "root": root, "split": split}
+    elif path.is_dir():
+        dataset = data.build("imagefolder", path, resolution=resolution, channels=channels, crop=crop)
+        # A changed folder is a new source: the files' names, sizes and times are part of the key.
+        source = {"folder": str(path.resolve()), "fingerprint": dataset.fingerprint()}
+    else:
+        raise ConfigError(f"--reference: '{reference}' is not a dataset ({', '.join(data.DATASETS)}), an image "
+                          f"folder or a stats .npz file")
+    source |= {"resolution": resolution, "channels": channels, "crop": crop, "count": len(dataset)}
+    if 0 < max_images < len(dataset):
+        dataset = Subset(dataset, np.sort(np.random.RandomState(0).choice(len(dataset), max_images, replace=False)))
+        source["subset"] = max_images
+    loader = lambda: (images for images, _ in DataLoader(dataset, batch_size, num_workers=workers))
+    return evaluator.reference(loader, len(dataset), source,
+                               cache_dir=default_cache_dir("stats") if cache_dir is None else cache_dir)
+
+
+def load_images(path: str | os.PathLike) -> np.ndarray:
+    """uint8 N x H x W x C images from an .npz (array `images`, as `sagan generate` writes) or an image folder."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise MissingPathError(f"--images: {path} does not exist")
+    if path.is_dir():
+        files = find_images(path)
+        if not files:
+            raise DataError(f"--images: no images found under {path}")
+        with Image.open(files[0]) as first:
+            size, channels = first.size[0], 1 if first.mode in ("L", "I;16", "I") else 3
+        return np.stack([load_image(f, size, channels) for f in files])
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            images = f["images"]
+    except (OSError, ValueError, KeyError) as e:
+        raise DataError(f"--images: {path} is not an .npz with a uint8 'images' array ({e})") from None
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] not in (1, 3):
+        raise DataError(f"--images: 'images' in {path} must be uint8 N x H x W x C (C = 1 or 3), got "
+                        f"{images.dtype} {images.shape}")
+    return images
+
+
+def evaluate(checkpoint=None, images=None, *, metrics: str | list[str] | None = None, num_samples: int = 50_000,
+             reference: str | None = None, data_root=None, reference_samples: int = 0, split: str = "train",
+             crop: int = 0, resolution: int | None = None, backbone: str = "inception", inception_weights=None,
+             vgg16_weights=None, resize: str = "tf1", precision: str = "fp32", batch_size: int = 64,
+             device: str = "auto", seed: int = 0, save_stats_to=None, cache_dir=None, progress: bool = True,
+             record: bool = False) -> dict:
+    """Score `num_samples` images of a checkpoint's EMA generator (a run directory or .pt file), or the `images`
+    (a folder or an .npz), with `metrics` (default by backbone) against the real images of `reference` (a dataset
+    name with `data_root`, an image folder or a stats .npz). Returns {step, num_samples, backbone, precision,
+    reference, source, results...}; with `record`, also appends the results to the run's metrics.jsonl.
+    `save_stats_to` writes the reference statistics to a file (it alone needs neither checkpoint nor images)."""
+    if not (checkpoint or images or save_stats_to):
+        raise ConfigError("evaluate needs --checkpoint RUN or --images DIR|FILE.npz (or --save-stats FILE)")
+    if checkpoint and images:
+        raise ConfigError("evaluate takes --checkpoint or --images, not both")
+    for name, value in (("num-samples", num_samples), ("batch-size", batch_size)):
+        if value <= 0:
+            raise ConfigError(f"--{name} must be positive, got {value}")
+    device = resolve_device(device)
+    metrics = parse_metrics(metrics or default_metrics(backbone), backbone)
+    G, real, step = None, None, None
+    if checkpoint:
+        state = checkpoints.load(checkpoint, device)
+        step, G = state["step"], checkpoints.generator(state, device)
+        size, channels, total = G.resolution, G.channels, num_samples
+    elif images:
+        real = load_images(images)
+        size, channels, total = real.shape[1], real.shape[-1], len(real)
+    else:
+        size, channels = resolution, 3
+        if size is None:
+            raise ConfigError("--save-stats without --checkpoint or --images needs --resolution")
+    evaluator = Evaluator(metrics, backbone, device, inception_weights, vgg16_weights, resize, batch_size,
+                          progress=progress, precision=precision)
+    stats = {}
+    if evaluator.reference_extractors:
+        if not reference:
+            raise ConfigError(f"--metrics {','.join(metrics)} compare with real images: give --reference")
+        stats = reference_stats(evaluator, reference, data_root=data_root, split=split,
+                                resolution=resolution or size, channels=channels, crop=crop,
+                                max_images=reference_samples, batch_size=batch_size, cache_dir=cache_dir)
+    if save_stats_to:
+        save_stats(save_stats_to, stats)
+    if G is None and real is None:
+        return {}
+    batches = generator_batches(G, total, seed, batch_size) if G is not None else array_batches(real, batch_size)
+    results = evaluator(batches, total, stats)
+    if record and checkpoint:
+        run_dir = checkpoints.run_dir(checkpoint)
+        if (run_dir / "config.yaml").is_file():
+            with open(run_dir / "metrics.jsonl", "a") as f:
+                f.write(json.dumps({"step": step} | {f"eval/{k}": v for k, v in results.items()}
+                                   | {"eval/num_samples": total}) + "\n")
+    described = (step, total, backbone, precision, reference, str(checkpoint or images))
+    return dict(zip(EVALUATION_FIELDS, described)) | results
