@@ -2,6 +2,7 @@
 
 import copy
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ import sagan
 from sagan.config import from_dict, load_yaml
 from sagan.errors import ConfigError, UserError
 from sagan.training.gan import GANTraining
-from sagan.training.trainer import train
+from sagan.training.trainer import ResumeWarning, train
 
 CHECKPOINT_KEYS = {"generator", "discriminator", "generator_ema", "optimizer_g", "optimizer_d", "schedulers", "step",
                    "config", "rng"}
@@ -67,6 +68,26 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, overrides):
         for index, state in a[key]["state"].items():
             for name, value in state.items():
                 assert torch.equal(value, b[key]["state"][index][name]), f"{key}.{index}.{name}"
+
+
+def test_resume_with_another_thread_count_warns_that_it_is_not_bit_exact(tmp_path):
+    # CPU kernels split their reductions by thread: the same run at 1 and 2 threads rounds differently.
+    threads = torch.get_num_threads()
+    cfg = tiny_config(**{"train.steps": 2, "train.checkpoint_every": 10})
+    try:
+        torch.set_num_threads(2)
+        train(cfg, tmp_path, progress=False)
+        assert load(tmp_path / "checkpoints" / "latest.pt")["threads"] == 2
+        cfg.train.steps = 3
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # the same thread count: no warning
+            train(cfg, tmp_path, resume=True, progress=False)
+        torch.set_num_threads(1)
+        cfg.train.steps = 4
+        with pytest.warns(ResumeWarning, match="resuming with 1 CPU threads, but the run used 2: .* OMP_NUM_THREADS=2"):
+            train(cfg, tmp_path, resume=True, progress=False)
+    finally:
+        torch.set_num_threads(threads)
 
 
 @needs_cuda

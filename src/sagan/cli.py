@@ -4,6 +4,7 @@ mistake (`UserError`) becomes one line and exit status 2."""
 import argparse
 import json
 import sys
+import warnings
 from collections.abc import Sequence
 
 from . import api, data
@@ -38,6 +39,7 @@ class ArgumentParser(argparse.ArgumentParser):
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    warnings.formatwarning = lambda message, *args: f"sagan: warning: {message}\n"
     try:
         return args.run(args) or 0
     except UserError as e:

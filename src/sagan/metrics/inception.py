@@ -1,8 +1,8 @@
-"""The FID Inception network: TF graph inception-2015-12-05 as ported by pytorch-fid and torch-fidelity.
+"""The FID Inception network: the TF graph TTUR's FID uses, as ported by pytorch-fid and torch-fidelity.
 
 Torchvision's Inception-v3 topology with 1008 classes and the four FID patches (the TF graph's pool branches:
 average pools that do not count padding in Mixed_5b-7b, a max pool in Mixed_7c). The parameter names are those of
-the published weight files (`pt_inception-2015-12-05-6726825d.pth`), so they load strictly.
+the published weight files (`WEIGHTS_FILE`), so they load strictly.
 
 `InceptionFeatures` wraps it for feature extraction: uint8 images in, `pool3` / `logits` / `logits_unbiased` out,
 with the TTUR / torch-fidelity preprocessing (or clean-fid's). For speed it runs the network prepared for inference:

@@ -1,6 +1,7 @@
 """The training loop, readable top to bottom: data -> D step(s) -> G step -> EMA -> log -> samples -> evaluation ->
 checkpoint."""
 
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -56,6 +57,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
         step, batches_seen = state["step"], state["rng"]["data_batches"]
         restore_rng(state["rng"])
         rank_rng = state.get("rank_rng")
+        warn_if_threads_differ(state.get("threads"), device)
     # With several processes: latents of their own, gradients averaged by DDP (no-ops in one process).
     distributed.seed_process(t.seed, step, rank_rng)
     distributed.data_parallel(gan, t.sync_bn)
@@ -81,7 +83,8 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
 
     def save_checkpoint() -> Path | None:
         distributed.check_in_sync({"G": gan.G, "D": gan.D, "G_ema": gan.G_ema})
-        state = gan.state_dict() | {"step": step, "config": to_dict(cfg), "rng": capture_rng()}
+        state = gan.state_dict() | {"step": step, "config": to_dict(cfg), "rng": capture_rng(),
+                                    "threads": torch.get_num_threads()}
         state["rng"]["data_batches"] = batches_seen
         if distributed.world_size() > 1:  # the other processes' latent streams, for an exact resume
             state["rank_rng"] = distributed.all_gather_object(capture_rng())[1:]
@@ -151,6 +154,19 @@ def load_training_set(cfg: Config, progress: bool = True):
                                   progress=progress and distributed.is_main())
         check_dataset(cfg, dataset)  # the cache leaves out unreadable images
     return dataset
+
+
+def warn_if_threads_differ(recorded: int | None, device: torch.device) -> None:
+    """CPU kernels split their sums by thread, so another thread count rounds differently: the resumed run is then
+    correct but not bit-identical to an uninterrupted one."""
+    if device.type == "cpu" and recorded and recorded != torch.get_num_threads():
+        warnings.warn(f"resuming with {torch.get_num_threads()} CPU threads, but the run used {recorded}: it continues "
+                      f"correctly but not bit for bit (set OMP_NUM_THREADS={recorded} for an exact resume)",
+                      ResumeWarning, stacklevel=3)
+
+
+class ResumeWarning(UserWarning):
+    """A resume that will not be bit-identical to an uninterrupted run."""
 
 
 def check_dataset(cfg: Config, dataset) -> None:
