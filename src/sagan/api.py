@@ -22,8 +22,8 @@ from .files import atomic_write_bytes
 from .images import save_png
 from .runtime import resolve_device
 
-__all__ = ["EVALUATION_FIELDS", "TrainResult", "bench", "describe_data", "download_data", "evaluate", "generate", "prepare_data", "report",
-           "resolve_config", "train", "visualize"]
+__all__ = ["EVALUATION_FIELDS", "TrainResult", "bench", "describe_data", "download_data", "evaluate", "generate",
+           "prepare_data", "report", "resolve_config", "train", "visualize"]
 
 
 def resolve_config(preset: str | None = None, file: str | Path | None = None,

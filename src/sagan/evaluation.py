@@ -13,7 +13,7 @@ from . import checkpoints, data
 from .config import dataset_options
 from .data.imagefolder import find_images
 from .data.transforms import load_image
-from .errors import ConfigError, DataError, MissingPathError
+from .errors import ConfigError, DataError, MissingPathError, require_positive
 from .files import cache_dir as default_cache_dir
 from .metrics.evaluate import Evaluator, array_batches, default_metrics, generator_batches, parse_metrics
 from .metrics.stats import FeatureStats, load_stats, save_stats
@@ -98,9 +98,7 @@ def evaluate(checkpoint=None, images=None, *, metrics: str | list[str] | None = 
         raise ConfigError("evaluate needs --checkpoint RUN or --images DIR|FILE.npz (or --save-stats FILE)")
     if checkpoint and images:
         raise ConfigError("evaluate takes --checkpoint or --images, not both")
-    for name, value in (("num-samples", num_samples), ("batch-size", batch_size)):
-        if value <= 0:
-            raise ConfigError(f"--{name} must be positive, got {value}")
+    require_positive(num_samples=num_samples, batch_size=batch_size)
     device = resolve_device(device)
     metrics = parse_metrics(metrics or default_metrics(backbone), backbone)
     G, real, step = None, None, None

@@ -52,6 +52,8 @@ SCOPES = ("run", "data", "synthetic")
 def validate(cfg: Config, scope: str = "run") -> None:
     """Check every option of `scope` (SCOPES) against the others and the registries, without reading any file;
     raises a one-line ConfigError naming the option."""
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
     in_scope = (lambda key: key.startswith("data.")) if scope == "data" else (lambda key: True)
     for key, allowed in CHOICES.items():
         value = get_value(cfg, key)
@@ -84,9 +86,9 @@ def validate(cfg: Config, scope: str = "run") -> None:
         if bad:
             raise ConfigError(f"{key}: {bad} not a feature resolution of the {m.arch} network at "
                               f"{d.resolution}x{d.resolution}; choose from {sorted(available)}")
+    defaults = Config()
     for key, applies, condition in CONDITIONAL:
-        default = get_value(Config(), key)
-        if not applies(cfg) and get_value(cfg, key) != default:
+        if not applies(cfg) and get_value(cfg, key) != get_value(defaults, key):
             raise ConfigError(f"{key}: '{get_value(cfg, key)}' applies only with {condition}")
     if t.reuse_fakes and t.n_dis != 1:
         raise ConfigError(f"train.reuse_fakes: needs train.n_dis=1 (one D step's fakes per G step), got {t.n_dis}")
