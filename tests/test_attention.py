@@ -7,15 +7,25 @@ from sagan.models import SelfAttention
 
 def paper_formula(block: SelfAttention, x: torch.Tensor) -> torch.Tensor:
     """Section 3 of the paper, in its own notation: s_ij = f(x_i)^T g(x_j), beta_ji = softmax_i(s_ij),
-    o_j = sum_i beta_ji h(x_i), y = gamma * o + x."""
+    o_j = v(sum_i beta_ji h(x_i)) with h to C/8 channels and v back to C, y = gamma * o + x."""
     b, c, h, w = x.shape
     f = block.key(x).flatten(2)
     g = block.query(x).flatten(2)
     hx = block.value(x).flatten(2)
+    assert hx.shape[1] == c // 8 and block.query.bias is None
     s = torch.einsum("bki,bkj->bij", f, g)
     beta = torch.softmax(s, dim=1)
     o = torch.einsum("bci,bij->bcj", hx, beta)
-    return block.gamma * o.view(b, c, h, w) + x
+    return block.gamma * block.out(o.view(b, c // 8, h, w)) + x
+
+
+def popular_formula(block: SelfAttention, x: torch.Tensor) -> torch.Tensor:
+    """The popular PyTorch block (the first arXiv version): h keeps C channels, biases, no output conv."""
+    b, c, h, w = x.shape
+    f, g, hx = block.key(x).flatten(2), block.query(x).flatten(2), block.value(x).flatten(2)
+    assert block.out is None and block.query.bias is not None
+    beta = torch.softmax(torch.einsum("bki,bkj->bij", f, g), dim=1)
+    return block.gamma * torch.einsum("bci,bij->bcj", hx, beta).view(b, c, h, w) + x
 
 
 def official_formula(block: SelfAttention, x: torch.Tensor) -> torch.Tensor:
@@ -30,7 +40,8 @@ def official_formula(block: SelfAttention, x: torch.Tensor) -> torch.Tensor:
     return x + block.gamma * block.out(attn_g)
 
 
-@pytest.mark.parametrize("form,formula", [("paper", paper_formula), ("official", official_formula)])
+@pytest.mark.parametrize("form,formula", [("paper", paper_formula), ("official", official_formula),
+                                          ("popular", popular_formula)])
 @pytest.mark.parametrize("spectral_norm", [False, True])
 @pytest.mark.parametrize("shape", [(2, 32, 8, 8), (3, 64, 4, 6)])
 def test_attention_equals_formula(form, formula, spectral_norm, shape):
@@ -43,7 +54,16 @@ def test_attention_equals_formula(form, formula, spectral_norm, shape):
         torch.testing.assert_close(block(x), formula(block, x), atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("form", ["paper", "official"])
+@pytest.mark.parametrize("form,parameters", [
+    ("paper", 3 * 64 * 8 + 8 * 64 + 1),  # f, g, h: C -> C/8; W_v: C/8 -> C; gamma
+    ("official", 2 * 64 * 8 + 64 * 32 + 32 * 64 + 1),  # h: C -> C/2 and back
+    ("popular", 2 * (64 * 8 + 8) + 64 * 64 + 64 + 1),  # h: C -> C, with biases
+])
+def test_parameter_counts_of_the_forms(form, parameters):
+    assert sum(p.numel() for p in SelfAttention(64, form).parameters()) == parameters
+
+
+@pytest.mark.parametrize("form", ["paper", "official", "popular"])
 def test_fresh_block_is_identity_and_gamma_learns(form):
     block = SelfAttention(16, form)
     x = torch.randn(2, 16, 8, 8)
@@ -53,7 +73,7 @@ def test_fresh_block_is_identity_and_gamma_learns(form):
     assert block.gamma.grad is not None and block.gamma.grad.abs().item() > 0
 
 
-@pytest.mark.parametrize("form,keys", [("paper", 64), ("official", 16)])
+@pytest.mark.parametrize("form,keys", [("paper", 64), ("official", 16), ("popular", 64)])
 def test_attention_map_shape_and_rows_sum_to_one(form, keys):
     block = SelfAttention(16, form)
     with torch.no_grad():

@@ -183,8 +183,8 @@ def test_training_without_the_cache_survives_a_bad_file(tmp_path):
 
 def test_training_strict_stops_with_one_line_and_exit_2(tmp_path, capsys):
     write_folder(tmp_path / "images", "broken")
-    args = ["train", "--data", str(tmp_path / "images"), "--out", str(tmp_path / "run"), "--steps", "1",
-            "--batch-size", "8", "--device", "cpu", "--no-progress", "--strict"]
+    args = ["train", "--preset", "demo", "--data", str(tmp_path / "images"), "--out", str(tmp_path / "run"),
+            "--steps", "1", "--batch-size", "8", "--device", "cpu", "--no-progress", "--strict"]
     for cache in ("off", "auto"):
         assert main(args + ["--set", f"data.cache={cache}"]) == 2
         err = capsys.readouterr().err.strip().splitlines()

@@ -110,7 +110,15 @@ def test_user_mistakes_are_one_line_and_exit_2(args, message, capsys):
     (["eval.every=10", "eval.backbone=resnet"], "eval.backbone: 'resnet' is not one of inception"),
     (["model.g_attention=[64]"], "model.g_attention: [64] not a feature resolution of the dcgan network at 32x32"),
     (["model.d_attention=[32]"], "model.d_attention: [32] not a feature resolution"),
-    (["train.gp_weight=5"], "train.gp_weight: '5.0' applies only with train.loss=wgan-gp"),
+    (["train.loss=wgan-gp", "train.gp_weight=0"], "train.gp_weight: 0 leaves the wgan-gp critic unconstrained"),
+    (["train.steps=0"], "train.steps and train.epochs: set exactly one above 0"),
+    (["train.lr_step_size=2"], "train.lr_step_size: '2' applies only with train.lr_schedule=step"),
+    (["data.split_seed=3"], "data.split_seed: '3' applies only with data.test_fraction > 0"),
+    (["data.test_fraction=0.2", "data.split=valid"], "data.split: embedded split by data.test_fraction has no split"),
+    (["data.test_fraction=1.5"], "data.test_fraction: must be in [0, 1), got 1.5"),
+    (["eval.split=test"], "eval.split: 'test' applies only with eval.every > 0 or eval.at_end"),
+    (["eval.at_end=true", "eval.split=test"], "eval.split: embedded has no split 'test'"),
+    (["eval.every=10", "eval.at_end=true"], "eval.at_end: eval.every already evaluates the final generator"),
     (["eval.num_samples=100"], "eval.num_samples: '100' applies only with eval.every > 0"),
     (["train.loss=wasserstein"], "train.loss: 'wasserstein' is not one of hinge, bce, wgan-gp"),
     (["train.kernels=fast"], "train.kernels: 'fast' is not one of auto, plain"),
@@ -137,5 +145,5 @@ def test_the_console_entry_point_reports_errors_without_traceback():
     result = subprocess.run([sys.executable, "-m", "sagan", "train", "--preset", "nope"], capture_output=True,
                             text=True, check=False)
     assert result.returncode == 2
-    assert result.stderr.strip() == "sagan: error: unknown preset 'nope'; choose from demo, dcgan64, celeba64, " \
-                                    "celeba128, mnist"
+    assert result.stderr.strip() == "sagan: error: unknown preset 'nope'; choose from demo, paper, seed, " \
+                                    "dcgan64, celeba64, celeba128, mnist"

@@ -81,7 +81,7 @@ def test_reused_fakes_need_one_d_step_and_no_cuda_graphs(overrides, message):
 
 
 def test_unknown_preset_lists_the_presets():
-    with pytest.raises(ConfigError, match="unknown preset 'celeb'; choose from demo, dcgan64"):
+    with pytest.raises(ConfigError, match="unknown preset 'celeb'; choose from demo, paper, seed, dcgan64"):
         config.preset("celeb")
 
 

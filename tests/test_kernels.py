@@ -41,7 +41,7 @@ def train_steps(cfg, steps: int, thresholds: kernels.Thresholds | None = None) -
 
 
 @pytest.mark.parametrize("arch", ["dcgan", "resnet"])
-@pytest.mark.parametrize("form", ["paper", "official"])
+@pytest.mark.parametrize("form", ["paper", "official", "popular"])
 @pytest.mark.parametrize("penalty", [{"train.loss": "wgan-gp"}, {"train.r1_weight": 1.0}], ids=["gp", "r1"])
 def test_auto_and_plain_kernels_give_the_same_losses(arch, form, penalty):
     cfg = {"model.arch": arch, "model.attention": form, "model.g_attention": [16], "model.d_attention": [8],

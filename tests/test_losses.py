@@ -12,21 +12,21 @@ def softplus(v: float) -> float:
 
 
 def test_hinge_matches_formula():
-    d_loss, g_loss = LOSSES["hinge"]
+    d_loss, g_loss, _ = LOSSES["hinge"]
     # relu(1 - real) = [0, .5, 2, 1] -> 0.875; relu(1 + fake) = [0, 1.5, 2.5, 2] -> 1.5
     assert d_loss(REAL, FAKE).item() == pytest.approx(0.875 + 1.5)
     assert g_loss(FAKE).item() == pytest.approx(-0.25)
 
 
 def test_bce_matches_formula():
-    d_loss, g_loss = LOSSES["bce"]
+    d_loss, g_loss, _ = LOSSES["bce"]
     expected_d = sum(softplus(-r) + softplus(f) for r, f in zip(REAL.tolist(), FAKE.tolist())) / 4
     assert d_loss(REAL, FAKE).item() == pytest.approx(expected_d, rel=1e-6)
     assert g_loss(FAKE).item() == pytest.approx(sum(softplus(-f) for f in FAKE.tolist()) / 4, rel=1e-6)
 
 
 def test_wgan_matches_formula():
-    d_loss, g_loss = LOSSES["wgan-gp"]
+    d_loss, g_loss, _ = LOSSES["wgan-gp"]
     assert d_loss(REAL, FAKE).item() == pytest.approx(FAKE.mean().item() - REAL.mean().item())
     assert g_loss(FAKE).item() == pytest.approx(-FAKE.mean().item())
 

@@ -61,8 +61,9 @@ def test_resnet128_has_the_paper_widths():
     d_out = {name: block.conv2.weight.shape[0] for name, block in D.blocks.items() if name.startswith("block")}
     assert d_out == {"block64": 64, "block32": 128, "block16": 256, "block8": 512, "block4": 1024, "block4b": 1024}
     assert list(attention_layers(G)) == ["blocks.attn32"] and list(attention_layers(D)) == ["blocks.attn32"]
-    assert attention_layers(G)["blocks.attn32"].value.weight.shape[0] == 256
-    assert attention_layers(D)["blocks.attn32"].value.weight.shape[0] == 128
+    # The paper form: h to C/8 channels and W_v back to C
+    assert attention_layers(G)["blocks.attn32"].value.weight.shape[0] == 256 // 8
+    assert attention_layers(D)["blocks.attn32"].out.weight.shape[:2] == (128, 128 // 8)
 
 
 @pytest.mark.parametrize("arch", ["dcgan", "resnet"])

@@ -2,6 +2,7 @@
 
 import copy
 import json
+import math
 import warnings
 
 import numpy as np
@@ -207,23 +208,47 @@ def test_gradient_clipping_bounds_the_update():
 
 
 def test_ema_follows_its_formula():
-    gan, _ = step_once(**{"train.ema_decay": 0.9})
+    gan, _ = step_once(**{"train.ema_decay": 0.9, "train.ema_rampup": 0})
     before = [p.clone() for p in gan.G_ema.parameters()]
+    buffers_before = {name: b.clone() for name, b in gan.G_ema.named_buffers()}
     gan.update_ema(step=1)
     for b, e, g in zip(before, gan.G_ema.parameters(), gan.G.parameters()):
         torch.testing.assert_close(e, 0.9 * b + 0.1 * g)
-    for e, g in zip(gan.G_ema.buffers(), gan.G.buffers()):
-        assert torch.equal(e, g)
+    buffers = dict(gan.G.named_buffers())
+    assert any(name.endswith("running_var") for name in buffers)
+    for name, e in gan.G_ema.named_buffers():  # BN statistics averaged as the weights, the others copied
+        if name.endswith(("running_mean", "running_var")):
+            torch.testing.assert_close(e, 0.9 * buffers_before[name] + 0.1 * buffers[name])
+        else:
+            assert torch.equal(e, buffers[name])
 
 
-@pytest.mark.parametrize("schedule,expected", [("constant", 1.0), ("linear", 0.5), ("exponential", 0.5**2)])
-def test_lr_schedules(schedule, expected):
-    gamma = {"train.lr_gamma": 0.5} if schedule == "exponential" else {}
+@pytest.mark.parametrize("step,decay", [(1, 0.5**20), (10, 0.5**2), (20_000, 0.999)])
+def test_ema_half_life_ramps_up_to_the_decay(step, decay):
+    """Half-life = min(693 steps (decay 0.999), ema_rampup x step): 0.5 steps at step 10, 693 from step 13,863."""
+    from sagan.training.gan import ema_decay
+
+    t = tiny_config(**{"train.ema_decay": 0.999, "train.ema_rampup": 0.05}).train
+    assert ema_decay(t, step) == pytest.approx(decay, rel=1e-6, abs=1e-12)
+
+
+@pytest.mark.parametrize("schedule,gamma,expected", [
+    ("constant", {}, [1.0] * 4),
+    ("linear", {}, [1 - s / 40 for s in (9, 10, 19, 20)]),  # per step, to 0 at step 40
+    ("exponential", {"train.lr_gamma": 0.5}, [1.0, 0.5, 0.5, 0.25]),
+    ("step", {"train.lr_gamma": 0.5, "train.lr_step_size": 2}, [1.0, 1.0, 1.0, 0.5]),
+    ("cosine", {}, [1.0, 0.5 * (1 + math.cos(math.pi / 4)), 0.5 * (1 + math.cos(math.pi / 4)), 0.5]),
+])
+def test_lr_schedules_change_at_epoch_boundaries(schedule, gamma, expected):
+    # 40 steps of 10 batches per epoch: 4 epochs; the factor after steps 9, 10 (epoch 1 ends), 19 and 20
     gan, _ = step_once(**{"train.lr_schedule": schedule, "train.steps": 40} | gamma)
-    for _ in range(20):  # half of the run; two epochs of 10 batches
+    factors = []
+    for step in range(1, 21):
         gan.step_schedules()
-    assert gan.opt_g.param_groups[0]["lr"] == pytest.approx(2e-4 * expected)
-    assert gan.opt_d.param_groups[0]["lr"] == pytest.approx(4e-4 * expected)
+        if step in (9, 10, 19, 20):
+            factors.append(gan.opt_g.param_groups[0]["lr"] / 2e-4)
+    assert factors == pytest.approx(expected)
+    assert gan.opt_d.param_groups[0]["lr"] == pytest.approx(4e-4 * expected[-1])
 
 
 def test_load_generator_samples_like_the_run(tmp_path):
@@ -239,3 +264,24 @@ def test_tensorboard_events_when_installed(tmp_path):
     pytest.importorskip("tensorboard", reason="tensorboard is an optional extra")
     train(tiny_config(**{"train.steps": 2}), tmp_path, progress=False)
     assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+
+
+@pytest.mark.parametrize("rampup,closer_to", [(0.05, "raw"), (0.0, "initial")])
+def test_ema_samples_show_what_a_short_run_trained(tmp_path, rampup, closer_to):
+    """With decay 0.999 from the first step, a short run's EMA is mostly the initial G; the ramp-up makes it an
+    average of the trained weights, close to the raw G's."""
+    from sagan.runtime import seed_everything
+
+    cfg = tiny_config(**{"train.steps": 40, "train.ema_decay": 0.999, "train.ema_rampup": rampup,
+                         "train.lr_g": 1e-3, "train.checkpoint_every": 40, "train.sample_every": 40})
+    train(cfg, tmp_path / "run", progress=False)
+    seed_everything(cfg.train.seed)  # the trainer's seeding, then its networks: G as initialised
+    initial = GANTraining(cfg, torch.device("cpu"), batches_per_epoch=1).G.eval()
+    state = sagan.checkpoints.load(tmp_path / "run")
+    ema, raw = (sagan.checkpoints.generator(state, "cpu", which) for which in ("ema", "raw"))
+    z = torch.randn(16, cfg.model.z_dim, generator=torch.Generator().manual_seed(1))
+    samples = {name: torch.from_numpy(G.generate(z)).float() for name, G in
+               (("ema", ema), ("raw", raw), ("initial", initial))}
+    distance = {name: (samples["ema"] - samples[name]).abs().mean().item() for name in ("raw", "initial")}
+    other = "initial" if closer_to == "raw" else "raw"
+    assert distance[closer_to] < distance[other], distance

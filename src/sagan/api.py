@@ -47,8 +47,8 @@ class TrainResult:
 def train(config: Config | str = "demo", out: str | Path | None = None, *, resume: bool = False,
           progress: bool = True) -> TrainResult:
     """Train `config` (a Config or a preset name) into the run directory `out` (default runs/PRESET-TIMESTAMP);
-    with `resume`, continue `out` from its latest checkpoint up to `config.train.steps`. Under torchrun every
-    process calls it and trains its share; rank 0 writes the run directory and refreshes its report."""
+    with `resume`, continue `out` from its latest checkpoint up to `config.train.steps` or `.epochs`. Under
+    torchrun every process calls it and trains its share; rank 0 writes the run directory and refreshes its report."""
     from .training import distributed
     from .training.trainer import train as train_loop
 
@@ -56,26 +56,24 @@ def train(config: Config | str = "demo", out: str | Path | None = None, *, resum
     if resume and out is None:
         raise ConfigError("resume: name the run directory to continue (out)")
     run_dir = Path(out if out is not None else f"runs/{cfg.preset or 'run'}-{time.strftime('%Y%m%d-%H%M%S')}")
-    if resume:
-        step = checkpoints.load(run_dir)["step"]
-        if step >= cfg.train.steps:
-            return TrainResult(run_dir, True, step, {})
     on_checkpoint = _report_refresher(run_dir) if cfg.train.report else None
     with distributed.process_group(cfg.train.device):
         record = train_loop(cfg, run_dir, resume=resume, progress=progress, on_checkpoint=on_checkpoint)
         main = distributed.is_main()
-    return TrainResult(run_dir, main, record.get("step", cfg.train.steps), record)
+    step = record["step"] if record else checkpoints.load(run_dir)["step"]  # {}: already at its end
+    return TrainResult(run_dir, main, step, record)
 
 
 def generate(checkpoint: str | Path, num: int = 64, *, seed: int = 0, label: int | None = None, batch_size: int = 64,
-             device: str = "auto", out: str | Path | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-    """`num` images (uint8 N x H x W x C) of a checkpoint's EMA generator and their labels (None if
+             device: str = "auto", out: str | Path | None = None,
+             generator: str = "ema") -> tuple[np.ndarray, np.ndarray | None]:
+    """`num` images (uint8 N x H x W x C) of a checkpoint's `generator` (ema or raw) and their labels (None if
     unconditional); with `out`, also written as PNGs into that folder, or as one .npz (`images`, `labels`)."""
     require_positive(num=num, batch_size=batch_size)
     out = Path(out) if out is not None else None
     if out is not None and out.suffix != ".npz" and out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} exists and is not a folder (use a folder or a .npz file name)")
-    G = checkpoints.load_generator(checkpoint, resolve_device(device))
+    G = checkpoints.load_generator(checkpoint, resolve_device(device), generator)
     labels = G.make_labels(num, label, torch.Generator().manual_seed(seed))
     images = G.sample(num, seed=seed, labels=labels, batch_size=batch_size)
     labels = labels.numpy() if labels is not None else None

@@ -81,14 +81,25 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> dict:
     return state
 
 
-def load_generator(path: str | Path, device: str | torch.device = "cpu") -> Generator:
-    """The EMA generator of a checkpoint (a run directory or a .pt file), in eval mode, with `.sample()`."""
-    return generator(load(path, device), device)
+# --generator: which generator of a checkpoint samples. The EMA is what a run's samples and evaluations show; raw
+# is the network the optimiser trained.
+GENERATORS = {"ema": "generator_ema", "raw": "generator"}
 
 
-def generator(state: dict, device: str | torch.device = "cpu") -> Generator:
-    """The EMA generator of a loaded checkpoint (any checkpoint, `best.pt` included), in eval mode."""
-    return _network(build_generator, state, "generator_ema", device)
+def load_generator(path: str | Path, device: str | torch.device = "cpu", which: str = "ema") -> Generator:
+    """A generator (GENERATORS) of a checkpoint (a run directory or a .pt file), in eval mode, with `.sample()`."""
+    return generator(load(path, device), device, which)
+
+
+def generator(state: dict, device: str | torch.device = "cpu", which: str = "ema") -> Generator:
+    """The `which` generator (GENERATORS: ema, raw) of a loaded checkpoint, in eval mode; best.pt has only the
+    EMA."""
+    if which not in GENERATORS:
+        raise UserError(f"--generator: '{which}' is not one of {', '.join(GENERATORS)}")
+    if GENERATORS[which] not in state:
+        raise UserError(f"this checkpoint has no {which} generator (best.pt holds the EMA only); use a training "
+                        f"checkpoint, RUN or RUN/checkpoints/latest.pt")
+    return _network(build_generator, state, GENERATORS[which], device)
 
 
 def networks(state: dict, device: str | torch.device = "cpu") -> tuple[Generator, nn.Module]:

@@ -7,7 +7,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from . import api, data
+from . import api, checkpoints, data
 from . import config as config_mod
 from .errors import ConfigError, UserError
 from .metrics.evaluate import BACKBONES, METRICS
@@ -65,7 +65,8 @@ def build_parser() -> ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
 
     p = commands.add_parser("train", help="train a SAGAN (default: the offline demo preset)")
-    p.add_argument("--preset", help=f"starting config: {', '.join(config_mod.PRESETS)} (default demo)")
+    p.add_argument("--preset", help=f"starting config: {', '.join(config_mod.PRESETS)} (default: paper with "
+                                    f"--data, else demo)")
     p.add_argument("--config", help="YAML file of config overrides (same layout as RUN/config.yaml)")
     p.add_argument("--data", help=f"dataset name ({', '.join(data.DATASETS)}) or an image folder, which is short "
                                   f"for --data imagefolder --data-root PATH")
@@ -97,6 +98,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--class", dest="label", type=int, help="class to generate (conditional models)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="auto")
+    _generator_argument(p)
     p.set_defaults(run=run_generate)
 
     p = commands.add_parser("evaluate", help="score a checkpoint or images: FID, IS, KID, precision/recall, SWD")
@@ -108,11 +110,13 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--num-samples", type=int, default=50_000,
                    help="generated images (default 50000; --images scores all)")
     p.add_argument("--reference", metavar="DATASET|DIR|STATS.npz",
-                   help="real images: a dataset name (with --data-root), an image folder, or a stats file")
-    p.add_argument("--data-root", help="dataset folder for --reference DATASET")
+                   help="real images: a dataset name (with --data-root), an image folder, or a stats file "
+                        "(default for --checkpoint: the run's own data)")
+    p.add_argument("--data-root", help="dataset folder for --reference DATASET (or to find the run's data)")
     p.add_argument("--reference-samples", type=int, default=0,
                    help="real images for the statistics, a seeded random subset (default 0: all)")
-    p.add_argument("--split", default="train", help="dataset split of --reference (default train)")
+    p.add_argument("--split", default="auto", help="split of the real images (default auto: the held-out test part "
+                   "where there is one: the run's data.test_fraction part or the dataset's test split)")
     p.add_argument("--crop", type=int, default=0, help="center-crop size before resizing (0: dataset default)")
     p.add_argument("--resolution", type=int, help="image size of the reference (default: the generator's / images')")
     p.add_argument("--backbone", choices=BACKBONES, default="inception",
@@ -134,6 +138,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--cache-dir",
                    help="reference statistics cache (default $SAGAN_CACHE/stats or ~/.cache/sagan/stats)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    _generator_argument(p)
     p.set_defaults(run=run_evaluate)
 
     p = commands.add_parser("visualize", help="pictures of a run: samples, real vs generated, attention maps, "
@@ -222,6 +227,11 @@ def _set_argument(p: ArgumentParser, example: str) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=f"{example} (repeatable)")
 
 
+def _generator_argument(p: ArgumentParser) -> None:
+    p.add_argument("--generator", choices=list(checkpoints.GENERATORS), default="ema",
+                   help="the checkpoint's EMA generator (default), or raw: the one the optimiser trained")
+
+
 def _dataset_parser(commands, name: str, help: str) -> ArgumentParser:
     """A `sagan data NAME` parser: the dataset and its folder."""
     p = commands.add_parser(name, help=help)
@@ -268,7 +278,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_generate(args: argparse.Namespace) -> int:
     api.generate(args.checkpoint, args.num, seed=args.seed, label=args.label, batch_size=args.batch_size,
-                 device=args.device, out=args.out)
+                 device=args.device, out=args.out, generator=args.generator)
     print(f"sagan: wrote {args.num} images to {args.out}")
     return 0
 
@@ -277,7 +287,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     options = {name: getattr(args, name) for name in (
         "metrics", "num_samples", "reference", "data_root", "reference_samples", "split", "crop", "resolution",
         "backbone", "inception_weights", "vgg16_weights", "resize", "precision", "batch_size", "device", "seed",
-        "cache_dir")}
+        "cache_dir", "generator")}
     result = api.evaluate(args.checkpoint, args.images, save_stats_to=args.save_stats,
                           progress=not args.no_progress, record=True, **options)
     if args.save_stats:
@@ -285,6 +295,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if not result:
         return 0
     results = {k: v for k, v in result.items() if k not in api.EVALUATION_FIELDS}
+    if result["against"]:
+        print(f"against: {result['against']}")
     width = max(map(len, results))
     for name, value in results.items():
         print(f"{name:{width}s}  {value:.6g}")

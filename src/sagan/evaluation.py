@@ -1,6 +1,7 @@
 """Scoring a generator or a set of images against real images: the work behind `sagan evaluate`, and the
 reference statistics the training loop's periodic evaluation uses too."""
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -10,7 +11,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Subset
 
 from . import checkpoints, data
-from .config import dataset_options
+from .config import DataConfig, dataset_options, from_dict
 from .data.imagefolder import find_images
 from .data.transforms import load_image
 from .errors import ConfigError, DataError, MissingPathError, require_positive
@@ -20,27 +21,40 @@ from .metrics.stats import FeatureStats, load_stats, save_stats
 from .runtime import resolve_device
 
 # The fields of `evaluate`'s result that describe the evaluation; the others are the metrics' results.
-EVALUATION_FIELDS = ("step", "num_samples", "backbone", "precision", "reference", "source")
+EVALUATION_FIELDS = ("step", "num_samples", "backbone", "precision", "generator", "reference", "against", "source")
 
 
-def reference_stats(evaluator: Evaluator, reference: str, *, data_root=None, split: str = "train",
+def held_out(d: DataConfig, split: str = "auto") -> DataConfig:
+    """The data an evaluation of a run trained on `d` compares with: `split` of the same images, or with auto the
+    held-out test part where training used a train split that has one (data.test_fraction's, or the dataset's
+    official test split), else the training images themselves."""
+    if split == "auto":
+        has_test = d.test_fraction > 0 or "test" in data.DATASETS[d.name].splits
+        split = "test" if d.split == "train" and has_test else d.split
+    return dataclasses.replace(d, split=split)
+
+
+def reference_stats(evaluator: Evaluator, reference: str, *, data_root=None, split: str = "auto",
                     resolution: int, channels: int, crop: int = 0, max_images: int = 0, batch_size: int = 64,
-                    workers: int = 0, cache_dir=None, training_set=None) -> dict[str, FeatureStats]:
-    """Statistics of the real images named by `reference`: a stats .npz file, a dataset name (read from `data_root`)
-    or an image folder, the last two at `resolution`, at most `max_images` of them (a seeded random subset; 0 = all),
-    and cached under `cache_dir` (default: `$SAGAN_CACHE/stats`, see `files.cache_dir`). `training_set`, a loaded
-    dataset with the DataConfig that made it, is used as it is instead of reading its files again."""
+                    workers: int = 0, cache_dir=None, dataset=None) -> tuple[dict[str, FeatureStats], str]:
+    """Statistics of the real images named by `reference`, and a description of them: a stats .npz file, a dataset
+    name (its `split`, read from `data_root`; auto: test where it has one, else train) or an image folder, the last
+    two at `resolution`, at most `max_images` of them (a seeded random subset; 0 = all), and cached under
+    `cache_dir` (default: `$SAGAN_CACHE/stats`, see `files.cache_dir`). `dataset`, a loaded dataset with the
+    DataConfig that made it, is used as it is instead of `reference`."""
     if not evaluator.reference_extractors:
-        return {}
+        return {}, "no real images (the metrics need none)"
     path = Path(reference).expanduser()
     if path.suffix == ".npz":
         if not path.is_file():
             raise MissingPathError(f"--reference: stats file {path} does not exist")
-        return load_stats(path)
-    if training_set is not None:
-        dataset, data_config = training_set
+        return load_stats(path), f"the statistics in {path}"
+    if dataset is not None:
+        dataset, data_config = dataset
         source = {"dataset": data_config.name, "options": dataset_options(data_config)}
     elif reference in data.DATASETS:
+        if split == "auto":
+            split = "test" if "test" in data.DATASETS[reference].splits else "train"
         dataset = data.build(reference, data_root, split=split, resolution=resolution, channels=channels, crop=crop)
         root = str(Path(data_root).expanduser().resolve()) if data_root else None
         source = {"dataset": reference, "root": root, "split": split}
@@ -52,12 +66,14 @@ def reference_stats(evaluator: Evaluator, reference: str, *, data_root=None, spl
         raise ConfigError(f"--reference: '{reference}' is not a dataset ({', '.join(data.DATASETS)}), an image "
                           f"folder or a stats .npz file")
     source |= {"resolution": resolution, "channels": channels, "crop": crop, "count": len(dataset)}
+    description = dataset.description
     if 0 < max_images < len(dataset):
         dataset = Subset(dataset, np.sort(np.random.RandomState(0).choice(len(dataset), max_images, replace=False)))
         source["subset"] = max_images
     loader = lambda: (images for images, _ in DataLoader(dataset, batch_size, num_workers=workers))
-    return evaluator.reference(loader, len(dataset), source,
-                               cache_dir=default_cache_dir("stats") if cache_dir is None else cache_dir)
+    stats = evaluator.reference(loader, len(dataset), source,
+                                cache_dir=default_cache_dir("stats") if cache_dir is None else cache_dir)
+    return stats, description + (f", a random {max_images} of them" if "subset" in source else "")
 
 
 def load_images(path: str | os.PathLike) -> np.ndarray:
@@ -84,16 +100,18 @@ def load_images(path: str | os.PathLike) -> np.ndarray:
 
 
 def evaluate(checkpoint=None, images=None, *, metrics: str | list[str] | None = None, num_samples: int = 50_000,
-             reference: str | None = None, data_root=None, reference_samples: int = 0, split: str = "train",
+             reference: str | None = None, data_root=None, reference_samples: int = 0, split: str = "auto",
              crop: int = 0, resolution: int | None = None, backbone: str = "inception", inception_weights=None,
              vgg16_weights=None, resize: str = "tf1", precision: str = "fp32", batch_size: int = 64,
              device: str = "auto", seed: int = 0, save_stats_to=None, cache_dir=None, progress: bool = True,
-             record: bool = False) -> dict:
-    """Score `num_samples` images of a checkpoint's EMA generator (a run directory or .pt file), or the `images`
-    (a folder or an .npz), with `metrics` (default by backbone) against the real images of `reference` (a dataset
-    name with `data_root`, an image folder or a stats .npz). Returns {step, num_samples, backbone, precision,
-    reference, source, results...}; with `record`, also appends the results to the run's metrics.jsonl.
-    `save_stats_to` writes the reference statistics to a file (it alone needs neither checkpoint nor images)."""
+             record: bool = False, generator: str = "ema") -> dict:
+    """Score `num_samples` images of a checkpoint's `generator` (ema or raw; a run directory or .pt file), or the
+    `images` (a folder or an .npz), with `metrics` (default by backbone) against the real images of `reference` (a
+    dataset name with `data_root`, an image folder or a stats .npz; for a checkpoint, by default the run's own data,
+    its held-out part where it has one, see `held_out`), its `split` (auto: the held-out part). Returns {step,
+    num_samples, backbone, precision, generator, reference, against (the real images used), source, results...};
+    with `record`, also appends the results to the run's metrics.jsonl. `save_stats_to` writes the reference
+    statistics to a file (it alone needs neither checkpoint nor images)."""
     if not (checkpoint or images or save_stats_to):
         raise ConfigError("evaluate needs --checkpoint RUN or --images DIR|FILE.npz (or --save-stats FILE)")
     if checkpoint and images:
@@ -101,10 +119,11 @@ def evaluate(checkpoint=None, images=None, *, metrics: str | list[str] | None = 
     require_positive(num_samples=num_samples, batch_size=batch_size)
     device = resolve_device(device)
     metrics = parse_metrics(metrics or default_metrics(backbone), backbone)
-    G, real, step = None, None, None
+    G, real, step, run_data = None, None, None, None
     if checkpoint:
         state = checkpoints.load(checkpoint, device)
-        step, G = state["step"], checkpoints.generator(state, device)
+        step, G = state["step"], checkpoints.generator(state, device, generator)
+        run_data = from_dict(state["config"]).data
         size, channels, total = G.resolution, G.channels, num_samples
     elif images:
         real = load_images(images)
@@ -115,13 +134,18 @@ def evaluate(checkpoint=None, images=None, *, metrics: str | list[str] | None = 
             raise ConfigError("--save-stats without --checkpoint or --images needs --resolution")
     evaluator = Evaluator(metrics, backbone, device, inception_weights, vgg16_weights, resize, batch_size,
                           progress=progress, precision=precision)
-    stats = {}
+    stats, against = {}, None
     if evaluator.reference_extractors:
-        if not reference:
+        own = None
+        if not reference and run_data is not None:  # the run's own images, at their crop
+            own = dataclasses.replace(held_out(run_data, split), root=data_root or run_data.root)
+            own = (data.from_config(own), own)
+        elif not reference:
             raise ConfigError(f"--metrics {','.join(metrics)} compare with real images: give --reference")
-        stats = reference_stats(evaluator, reference, data_root=data_root, split=split,
-                                resolution=resolution or size, channels=channels, crop=crop,
-                                max_images=reference_samples, batch_size=batch_size, cache_dir=cache_dir)
+        stats, against = reference_stats(evaluator, reference or run_data.name, data_root=data_root, split=split,
+                                         resolution=resolution or size, channels=channels, crop=crop,
+                                         max_images=reference_samples, batch_size=batch_size, cache_dir=cache_dir,
+                                         dataset=own)
     if save_stats_to:
         save_stats(save_stats_to, stats)
     if G is None and real is None:
@@ -134,5 +158,6 @@ def evaluate(checkpoint=None, images=None, *, metrics: str | list[str] | None = 
             with open(run_dir / "metrics.jsonl", "a") as f:
                 f.write(json.dumps({"step": step} | {f"eval/{k}": v for k, v in results.items()}
                                    | {"eval/num_samples": total}) + "\n")
-    described = (step, total, backbone, precision, reference, str(checkpoint or images))
+    described = (step, total, backbone, precision, generator if checkpoint else None, reference, against,
+                 str(checkpoint or images))
     return dict(zip(EVALUATION_FIELDS, described)) | results

@@ -2,10 +2,12 @@
 
 hinge (the paper): D: E[relu(1 - D(x))] + E[relu(1 + D(G(z)))], G: -E[D(G(z))].
 bce (non-saturating): D: E[softplus(-D(x))] + E[softplus(D(G(z)))], G: E[softplus(-D(G(z)))].
-wgan-gp: D: E[D(G(z))] - E[D(x)] (+ the gradient penalty), G: -E[D(G(z))].
+wgan-gp: D: E[D(G(z))] - E[D(x)], G: -E[D(G(z))], with the gradient penalty (weight 10) it cannot do without.
+Any loss takes the gradient penalty (train.gp_weight > 0) and the R1 penalty (train.r1_weight > 0) on D.
 """
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -32,11 +34,22 @@ def g_bce(fake: torch.Tensor) -> torch.Tensor:
     return F.softplus(-fake).mean()
 
 
-LOSSES: dict[str, tuple[Callable, Callable]] = {
-    "hinge": (d_hinge, g_mean),
-    "bce": (d_bce, g_bce),
-    "wgan-gp": (d_wgan, g_mean),
+class Loss(NamedTuple):
+    d: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (D's logits on real, on fake) -> D's loss
+    g: Callable[[torch.Tensor], torch.Tensor]  # D's logits on fake -> G's loss
+    gp_weight: float = 0.0  # the gradient-penalty weight train.gp_weight defaults to
+
+
+LOSSES: dict[str, Loss] = {
+    "hinge": Loss(d_hinge, g_mean),
+    "bce": Loss(d_bce, g_bce),
+    "wgan-gp": Loss(d_wgan, g_mean, gp_weight=10.0),  # Gulrajani et al.'s lambda
 }
+
+
+def gp_weight(loss: str, weight: float | None) -> float:
+    """train.gp_weight as it acts: the loss's default when unset (None)."""
+    return LOSSES[loss].gp_weight if weight is None else weight
 
 
 def _input_grad_norms(discriminator: Callable, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
@@ -51,7 +64,8 @@ def _input_grad_norms(discriminator: Callable, x: torch.Tensor, y: torch.Tensor 
 
 def gradient_penalty(discriminator: Callable, real: torch.Tensor, fake: torch.Tensor,
                      y: torch.Tensor | None) -> torch.Tensor:
-    """WGAN-GP (Gulrajani et al. 2017): E[(||grad D(x_hat)|| - 1)^2] at random points x_hat between real and fake."""
+    """WGAN-GP (Gulrajani et al. 2017): E[(||grad D(x_hat)|| - 1)^2] at random points x_hat between real and fake.
+    A conditional D scores each interpolate with its real image's label `y` (as StudioGAN does)."""
     eps = torch.rand(real.shape[0], 1, 1, 1, device=real.device, dtype=real.dtype)
     x_hat = eps * real.detach() + (1 - eps) * fake.detach()
     return ((_input_grad_norms(discriminator, x_hat, y) - 1) ** 2).mean()

@@ -161,8 +161,8 @@ def build_reference(cfg: Config, device: torch.device):
     if m.arch != "dcgan" or m.num_classes or cfg.data.channels != 3 or m.g_channels != m.d_channels:
         raise ConfigError("--compare-reference: the reference is the unconditional RGB DCGAN SAGAN; use a dcgan "
                           "preset such as dcgan64 (model.arch=dcgan, num_classes 0, equal g/d_channels)")
-    if m.attention != "paper" or t.loss != "hinge" or t.n_dis != 1:
-        raise ConfigError("--compare-reference: the reference has model.attention=paper, train.loss=hinge and "
+    if m.attention != "popular" or t.loss != "hinge" or t.n_dis != 1:
+        raise ConfigError("--compare-reference: the reference has model.attention=popular, train.loss=hinge and "
                           "train.n_dis=1")
     return ReferenceTraining(
         device, image_size=cfg.data.resolution, z_dim=m.z_dim, conv_dim=m.g_channels, g_attention=m.g_attention,

@@ -10,16 +10,29 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from .. import data
 from ..errors import ConfigError
-from .fields import DATA_READ_FIELDS, Config, DataConfig, EvalConfig, ModelConfig, TrainConfig, dataset_options
+from ..losses import gp_weight
+from .fields import DATA_READ_FIELDS, VERSION, Config, DataConfig, EvalConfig, ModelConfig, TrainConfig, dataset_options
 from .presets import PRESETS, preset
 from .validation import CHOICES, SCOPES, check_environment, validate
-from .values import from_dict, get_value, load_yaml, parse_assignment, set_value, to_dict, to_yaml, update
+from .values import (
+    from_dict,
+    get_value,
+    load_yaml,
+    one_length,
+    parse_assignment,
+    set_value,
+    to_dict,
+    to_yaml,
+    update,
+    upgrade,
+)
 
 __all__ = [
     "CHOICES",
@@ -37,6 +50,7 @@ __all__ = [
     "from_dict",
     "get_value",
     "load_yaml",
+    "one_length",
     "parse_assignment",
     "preset",
     "resolve",
@@ -45,13 +59,15 @@ __all__ = [
     "to_dict",
     "to_yaml",
     "update",
+    "upgrade",
     "validate",
 ]
 
 
 def resolve(preset_name: str | None = None, file: str | Path | None = None, flags: Mapping[str, Any] | None = None,
             sets: Sequence[str] = (), resume: Mapping[str, Any] | None = None, scope: str = "run") -> Config:
-    """The validated config of a run: the preset (default demo), or with `resume` the config a run recorded, then the
+    """The validated config of a run: the preset (default: paper when `flags` name a dataset, else demo), or with
+    `resume` the config a run recorded, then the
     YAML `file`, then `flags` (config key -> value), then `sets` ('key=value' strings). With `resume` only the
     resumable fields may change. `scope` (validation.SCOPES) says what the config is for: with "data", only data.*
     keys may be set and only the data section is validated."""
@@ -60,20 +76,35 @@ def resolve(preset_name: str | None = None, file: str | Path | None = None, flag
             raise ConfigError("--resume continues a run with its recorded config: --preset and --config do not apply")
         cfg = from_dict(resume)
     else:
-        cfg = preset(preset_name or "demo")
+        # A dataset without a preset trains the paper's recipe on it, never the demo's tiny networks.
+        cfg = preset(preset_name or ("paper" if "data.name" in (flags or {}) else "demo"))
     if file:
-        update(cfg, load_yaml(file), source=str(file))
+        values = load_yaml(file)
+        if "preset" in values and "version" not in values:
+            warnings.warn(f"{file} is the config.yaml of a run from before config version {VERSION}: read as it was "
+                          f"meant then (attention 'paper' is now called 'popular'; gp_weight acted only with wgan-gp)")
+            values = upgrade(values)
+        update(cfg, values, source=str(file))
     for key, value in (flags or {}).items():
         set_value(cfg, key, value, source=key)
+    one_length(cfg, flags or {})
     for assignment in sets:
         key, value = parse_assignment(assignment)
         if scope == "data" and not key.startswith("data."):
             raise ConfigError(f"--set {key}: this command reads a dataset and takes data.* keys only")
         set_value(cfg, key, value)
-    if resume is not None:
-        _check_resumable(from_dict(resume), cfg)
+        one_length(cfg, {key: value})  # a later --set of the run's length replaces an earlier one
     validate(cfg, scope)
+    _settle(cfg)
+    if resume is not None:
+        _check_resumable(_settle(from_dict(resume)), cfg)
     check_environment(cfg, scope)
+    return cfg
+
+
+def _settle(cfg: Config) -> Config:
+    """Fill in the fields left to decide (None), so the config records what acts."""
+    cfg.train.gp_weight = gp_weight(cfg.train.loss, cfg.train.gp_weight)
     return cfg
 
 
@@ -84,10 +115,10 @@ def resumable_keys() -> list[str]:
 
 def _fields():
     """(dotted key, dataclass field) of every leaf field of Config."""
+    hints = typing.get_type_hints(Config)
     for section in dataclasses.fields(Config):
-        if section.name != "preset":
-            yield from ((f"{section.name}.{f.name}", f)
-                        for f in dataclasses.fields(typing.get_type_hints(Config)[section.name]))
+        if dataclasses.is_dataclass(hints[section.name]):
+            yield from ((f"{section.name}.{f.name}", f) for f in dataclasses.fields(hints[section.name]))
 
 
 def _check_resumable(recorded: Config, cfg: Config) -> None:

@@ -21,7 +21,7 @@ class ModelConfig:
     d_channels: int = 64  # discriminator width: channels of its highest-resolution feature map
     g_attention: list[int] = field(default_factory=lambda: [32])  # G feature resolutions followed by self-attention
     d_attention: list[int] = field(default_factory=lambda: [32])  # D feature resolutions followed by self-attention
-    attention: str = "paper"  # attention form (models.FORMS): paper (1x1 f, g, h convs) | official (the TF block)
+    attention: str = "paper"  # attention form (models.FORMS): paper (its equations) | official (the TF code) | popular
     g_spectral_norm: bool = True  # spectral norm on generator layers
     d_spectral_norm: bool = True  # spectral norm on discriminator layers
     num_classes: int = 0  # > 0: conditional BN in G and a projection discriminator
@@ -33,6 +33,10 @@ class DataConfig:
     name: str = "embedded"  # dataset (data.DATASETS)
     root: str | None = resumable(None)  # dataset folder (not for embedded); lsun: the *_lmdb folder itself
     split: str = "train"  # one of the dataset's splits (data.DATASETS), e.g. celeba: train | valid | test | all
+    # > 0: a seeded ratio split of all the dataset's images instead of its own splits, this fraction of them the
+    # test part (data.split = train | test picks the part), drawn with split_seed
+    test_fraction: float = 0.0
+    split_seed: int = 0
     resolution: int = 32  # image size, a power of two from 32 to 256
     channels: int = 3  # 3 = RGB, 1 = grayscale
     # center-crop size before resizing; 0 = the largest centered square, except CelebA: 178 (the full width of its
@@ -55,22 +59,32 @@ DATA_READ_FIELDS = ("root", "workers", "cache", "strict")
 
 @dataclass
 class TrainConfig:
-    steps: int = resumable(200_000)  # total generator steps of the run
+    # The run's length: G steps, or epochs (passes of D over the training images); exactly one is > 0, and a
+    # config layer (preset, file, flags, --set) that sets one clears the other.
+    steps: int = resumable(200_000)
+    epochs: int = resumable(0)
     batch_size: int = 64
     loss: str = "hinge"  # GAN loss (losses.LOSSES): hinge (the paper) | bce (non-saturating) | wgan-gp
-    gp_weight: float = 10.0  # gradient-penalty weight (loss wgan-gp)
+    # gradient-penalty weight on D, any loss (0 = off); unset: the loss's default (losses.LOSSES), 10 for wgan-gp
+    gp_weight: float | None = None
     r1_weight: float = 0.0  # R1 penalty weight on real images, any loss (0 = off)
     clip_grad_norm: float = 0.0  # max gradient norm for G and D (0 = off)
+    clip_grad_value: float = 0.0  # clip every gradient entry of G and D to [-v, v] (0 = off)
     lr_g: float = 1e-4  # TTUR: G learns 4x slower than D
     lr_d: float = 4e-4
     beta1: float = 0.0
     beta2: float = 0.9
     weight_decay: float = 0.0  # Adam L2 weight decay for G and D
-    lr_schedule: str = "constant"  # optim.SCHEDULES: constant | linear (to 0) | exponential (per epoch)
-    lr_gamma: float = 0.99  # per-epoch factor of the exponential schedule
+    # optim.SCHEDULES: constant | linear (to 0, per step) | exponential, step, cosine (to 0; these per epoch)
+    lr_schedule: str = "constant"
+    lr_gamma: float = 0.99  # the exponential schedule's factor per epoch; the step schedule's per lr_step_size
+    lr_step_size: int = 1  # epochs between the step schedule's drops
     n_dis: int = 1  # D steps per G step
     reuse_fakes: bool = False  # the G step scores the D step's fakes (as PyTorch's DCGAN example), not new latents
-    ema_decay: float = 0.999  # decay of the generator EMA used for sampling
+    ema_decay: float = 0.999  # decay per G step of the generator EMA used for sampling, once ramped up
+    # The EMA's half-life is at most ema_rampup x the steps so far (StyleGAN2-ADA's ema_rampup), so it averages
+    # trained weights in short runs too; 0 = the fixed ema_decay from the first step
+    ema_rampup: float = 0.05
     ema_start: int = 0  # G steps before the EMA starts averaging (until then it copies G)
     amp: str = "none"  # mixed precision (runtime.PRECISIONS): none | bf16 | fp16 (CUDA only)
     channels_last: bool | None = None  # NHWC memory format for convolutions (auto: on the CPU, where it is faster)
@@ -86,15 +100,21 @@ class TrainConfig:
     checkpoint_every: int = resumable(5000)  # steps between checkpoints
     keep_checkpoints: int = resumable(3)  # step-XXXXXXX.pt files kept besides latest.pt
     num_samples: int = 64  # images in each sample grid
+    sample_raw: bool = resumable(False)  # also samples/raw/: the raw G's grid of the same latents beside the EMA's
+    epoch_sheets: bool = resumable(False)  # at each epoch's end samples/epoch-NNNN.png: real images beside the EMA G's
     report: bool = resumable(True)  # `sagan train` refreshes RUN/report.html at every checkpoint
 
 
 @dataclass
 class EvalConfig:
-    every: int = 0  # G steps between evaluations of the EMA generator (0 = off)
+    every: int = 0  # G steps between evaluations of the EMA generator, and at the end (0 = off)
+    at_end: bool = False  # with every = 0: evaluate the final EMA generator only
     num_samples: int = 10_000  # generated images per evaluation
     metrics: list[str] = field(default_factory=lambda: ["fid"])  # names of metrics.evaluate.METRICS
-    reference: str | None = None  # dataset name, image folder or stats .npz (none: the training data)
+    reference: str | None = None  # dataset name, image folder or stats .npz (none: the run's data, by eval.split)
+    # which part of the run's data: auto = the held-out test part when there is one (data.test_fraction's, or the
+    # dataset's official test split while training on train), else the training images; or a split name
+    split: str = "auto"
     reference_samples: int = 0  # real images for the reference statistics, a seeded random subset (0 = all)
     backbone: str = "inception"  # network for fid / kid (metrics.evaluate.BACKBONES)
     inception_weights: str | None = None  # FID Inception weight file (none: $SAGAN_INCEPTION_WEIGHTS or download)
@@ -103,8 +123,14 @@ class EvalConfig:
     batch_size: int = 64
 
 
+# Of the config's layout. Version 1 (unrecorded, before 2026-12-06) called today's `popular` attention `paper`
+# and applied train.gp_weight (then 10 by default) only with loss wgan-gp; `values.upgrade` reads it as it was meant.
+VERSION = 2
+
+
 @dataclass
 class Config:
+    version: int = VERSION
     preset: str = ""  # the preset this config started from
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)

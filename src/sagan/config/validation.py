@@ -10,7 +10,7 @@ import torch
 from .. import data, kernels
 from ..data.imagefolder import LABELS
 from ..errors import ConfigError, MissingPathError
-from ..losses import LOSSES
+from ..losses import LOSSES, gp_weight
 from ..metrics.evaluate import BACKBONES as EVAL_BACKBONES
 from ..metrics.evaluate import headlines, parse_metrics
 from ..models import BACKBONES, FORMS, INITS
@@ -22,7 +22,7 @@ from .values import get_value
 # The valid values of each choice field: the registries' names.
 CHOICES = {
     "model.arch": tuple(BACKBONES),
-    "model.attention": FORMS,
+    "model.attention": tuple(FORMS),
     "model.init": tuple(INITS),
     "data.name": tuple(data.DATASETS),
     "data.labels": LABELS,
@@ -37,11 +37,13 @@ CHOICES = {
 # Fields that act only under a condition: (key, the condition, the condition in words). Setting one away from its
 # default without the condition is a mistake the user would not see.
 CONDITIONAL = [
-    ("train.gp_weight", lambda c: c.train.loss == "wgan-gp", "train.loss=wgan-gp"),
-    ("train.lr_gamma", lambda c: c.train.lr_schedule == "exponential", "train.lr_schedule=exponential"),
+    ("train.lr_gamma", lambda c: c.train.lr_schedule in ("exponential", "step"),
+     "train.lr_schedule=exponential or step"),
+    ("train.lr_step_size", lambda c: c.train.lr_schedule == "step", "train.lr_schedule=step"),
     ("train.compile_mode", lambda c: c.train.compile, "train.compile=true"),
-] + [(f"eval.{f.name}", lambda c: c.eval.every > 0, "eval.every > 0")
-     for f in dataclasses.fields(EvalConfig) if f.name != "every"]
+    ("data.split_seed", lambda c: c.data.test_fraction > 0, "data.test_fraction > 0"),
+] + [(f"eval.{f.name}", lambda c: c.eval.every > 0 or c.eval.at_end, "eval.every > 0 or eval.at_end")
+     for f in dataclasses.fields(EvalConfig) if f.name not in ("every", "at_end")]
 
 
 # What a config is for: a training run; a dataset to read (the data section only, e.g. `sagan data info`); or
@@ -67,10 +69,7 @@ def validate(cfg: Config, scope: str = "run") -> None:
         raise ConfigError(f"data.channels: {d.channels} must be 1 (grayscale) or 3 (RGB)")
     if not d.cache.strip():
         raise ConfigError("data.cache: expected auto, off, a folder or a .npy file, got an empty string")
-    splits = data.DATASETS[d.name].splits
-    if d.split not in splits:
-        raise ConfigError(f"data.split: {d.name} has no split '{d.split}'; choose from {', '.join(splits)}")
-    data.check_options(d.name, d.split, {key: getattr(d, key) for key in data.OPTIONS})
+    data.check_options(d.name, d.split, {key: getattr(d, key) for key in data.OPTIONS}, test_fraction=d.test_fraction)
     if data.DATASETS[d.name].needs_root and not d.root and scope != "synthetic":
         raise ConfigError(f"data.root: the {d.name} dataset needs a data root folder")
     if scope == "data":
@@ -90,6 +89,11 @@ def validate(cfg: Config, scope: str = "run") -> None:
     for key, applies, condition in CONDITIONAL:
         if not applies(cfg) and get_value(cfg, key) != get_value(defaults, key):
             raise ConfigError(f"{key}: '{get_value(cfg, key)}' applies only with {condition}")
+    if (t.steps > 0) == (t.epochs > 0):
+        raise ConfigError(f"train.steps and train.epochs: set exactly one above 0 (the run's length), got steps="
+                          f"{t.steps}, epochs={t.epochs}")
+    if t.loss == "wgan-gp" and gp_weight(t.loss, t.gp_weight) == 0:
+        raise ConfigError("train.gp_weight: 0 leaves the wgan-gp critic unconstrained; it needs a penalty above 0")
     if t.reuse_fakes and t.n_dis != 1:
         raise ConfigError(f"train.reuse_fakes: needs train.n_dis=1 (one D step's fakes per G step), got {t.n_dis}")
     if t.reuse_fakes and t.compile_mode == "reduce-overhead":
@@ -99,6 +103,10 @@ def validate(cfg: Config, scope: str = "run") -> None:
         raise ConfigError(f"train.device: '{t.device}' is not one of auto, cpu, cuda, cuda:N")
     if t.amp == "fp16" and t.device == "cpu":
         raise ConfigError("train.amp: fp16 needs a CUDA device; use bf16 on the CPU")
+    if e.every and e.at_end:
+        raise ConfigError("eval.at_end: eval.every already evaluates the final generator; set one of them")
+    if e.split != "auto":
+        data.check_options(d.name, e.split, {}, prefix="eval.", test_fraction=d.test_fraction)
     parse_metrics(e.metrics, e.backbone, option="eval.metrics")
     if e.best_metric and e.best_metric not in headlines(e.metrics, e.backbone):
         raise ConfigError(f"eval.best_metric: '{e.best_metric}' is not a result of eval.metrics "
@@ -107,12 +115,13 @@ def validate(cfg: Config, scope: str = "run") -> None:
 
 # (keys, the test each value must pass, the test in words)
 RANGES = [
-    (["model.z_dim", "model.g_channels", "model.d_channels", "train.steps", "train.batch_size", "train.n_dis",
+    (["model.z_dim", "model.g_channels", "model.d_channels", "train.lr_step_size", "train.batch_size", "train.n_dis",
       "train.log_every", "train.sample_every", "train.checkpoint_every", "train.num_samples", "train.lr_g",
       "train.lr_d", "eval.num_samples", "eval.batch_size"], lambda v: v > 0, "must be positive"),
-    (["model.num_classes", "data.crop", "data.workers", "train.keep_checkpoints", "train.ema_start",
-      "train.gp_weight", "train.r1_weight", "train.clip_grad_norm", "train.weight_decay", "eval.every",
-      "eval.reference_samples"], lambda v: v >= 0, "must not be negative"),
+    (["model.num_classes", "data.crop", "data.workers", "train.steps", "train.epochs", "train.keep_checkpoints",
+      "train.ema_start", "train.ema_rampup", "train.gp_weight", "train.r1_weight", "train.clip_grad_norm",
+      "train.clip_grad_value", "train.weight_decay", "eval.every", "eval.reference_samples"],
+     lambda v: v >= 0, "must not be negative"),
     (["train.beta1", "train.beta2", "train.ema_decay"], lambda v: 0 <= v < 1, "must be in [0, 1)"),
     (["train.lr_gamma"], lambda v: 0 < v <= 1, "must be in (0, 1]"),
 ]
@@ -121,7 +130,8 @@ RANGES = [
 def _check_numbers(cfg: Config, in_scope) -> None:
     for keys, test, words in RANGES:
         for key in filter(in_scope, keys):
-            if not test(get_value(cfg, key)):
+            value = get_value(cfg, key)
+            if value is not None and not test(value):  # None: auto, decided later
                 raise ConfigError(f"{key}: {words}, got {get_value(cfg, key)}")
 
 

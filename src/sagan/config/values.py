@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import types
@@ -12,7 +13,7 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigError, MissingPathError
-from .fields import Config
+from .fields import VERSION, Config
 
 BOOL_WORDS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
 
@@ -32,8 +33,19 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 
 def update(cfg: Config, values: dict[str, Any], source: str) -> None:
     """Set every key of the nested mapping `values` on `cfg`; `source` names where they came from in errors."""
-    for key, value in _flatten(values):
+    items = _flatten(values)
+    for key, value in items:
         set_value(cfg, key, value, source)
+    one_length(cfg, dict(items))
+
+
+def one_length(cfg: Config, layer: dict[str, Any]) -> None:
+    """After a config layer (dotted key -> value) that sets train.steps or train.epochs but not both, clear the
+    other: the run's length is the one set last."""
+    if "train.epochs" in layer and "train.steps" not in layer:
+        cfg.train.steps = 0
+    elif "train.steps" in layer and "train.epochs" not in layer:
+        cfg.train.epochs = 0
 
 
 def set_value(cfg: Config, key: str, value: Any, source: str = "--set") -> None:
@@ -71,10 +83,23 @@ def to_dict(cfg: Config) -> dict[str, Any]:
 
 
 def from_dict(values: dict[str, Any]) -> Config:
-    """Rebuild a config recorded by `to_dict` (a checkpoint or config.yaml)."""
+    """Rebuild a config recorded by `to_dict` (a checkpoint or config.yaml), of any version."""
     cfg = Config()
-    update(cfg, values, source="recorded config")
+    update(cfg, upgrade(values), source="recorded config")
     return cfg
+
+
+def upgrade(values: dict[str, Any]) -> dict[str, Any]:
+    """A recorded config of an older version (fields.VERSION) in today's terms, meaning what it meant then."""
+    if values.get("version", 1) >= VERSION:
+        return values
+    values = copy.deepcopy(values) | {"version": VERSION}
+    model, train = values.setdefault("model", {}), values.setdefault("train", {})
+    if model.get("attention", "paper") == "paper":  # version 1's default and name for the popular PyTorch block
+        model["attention"] = "popular"
+    if train.get("loss", "hinge") != "wgan-gp":  # version 1 ignored its gp_weight, which defaulted to 10
+        train["gp_weight"] = 0.0
+    return values
 
 
 def to_yaml(cfg: Config) -> str:
@@ -102,15 +127,15 @@ def _coerce(value: Any, field_type: Any, key: str, source: str) -> Any:
     """Convert `value` (typed, from YAML, or a string from the command line) to `field_type`."""
     expected = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
                 list[int]: "a list of integers like [16,32]", list[str]: "a list of names like [fid,is]",
-                str | None: "a string or none", bool | None: "true, false or auto"}[field_type]
-    fail = ConfigError(f"{source}: {key} expects {expected}, got '{value}'")
+                str | None: "a string or none", bool | None: "true, false or auto", float | None: "a number or auto"}
+    fail = ConfigError(f"{source}: {key} expects {expected[field_type]}, got '{value}'")
     text = value.strip() if isinstance(value, str) else None
-    if field_type == bool | None:  # None: decided by the device; otherwise parsed as a bool, failing with `fail`
-        if value is None or (text is not None and text.lower() in ("auto", "none", "null")):
+    if isinstance(field_type, types.UnionType):  # X | None: None (auto, decided later), or a value of X
+        if value is None or (text is not None and text.lower() in ("auto", "none", "null", "")):
             return None
-        field_type = bool
-    if isinstance(field_type, types.UnionType):  # str | None
-        return None if value is None or (text is not None and text.lower() in ("none", "null", "")) else str(value)
+        field_type = next(arg for arg in typing.get_args(field_type) if arg is not type(None))
+        if field_type is str:  # a path given as a Path, say
+            return str(value)
     if field_type is bool:
         if isinstance(value, bool):
             return value

@@ -14,7 +14,7 @@ from functools import partial
 from torch.utils.data import Dataset
 
 from ..errors import ConfigError, DataError
-from . import celeba, cifar, embedded, imagefolder, lsun, mnist
+from . import celeba, cifar, embedded, imagefolder, lsun, mnist, splits
 from .arrays import ArrayDataset
 from .cache import CachedDataset, cached
 from .image_files import ImageFileDataset
@@ -46,11 +46,17 @@ DATASETS: dict[str, DatasetFormat] = {
 }
 
 
-def check_options(name: str, split: str, options: dict, prefix: str = "data.") -> None:
-    """Raise a one-line error unless dataset `name` has `split` and takes every option of `options` that is set."""
+def check_options(name: str, split: str, options: dict, prefix: str = "data.", test_fraction: float = 0.0) -> None:
+    """Raise a one-line error unless dataset `name` has `split` (with a `test_fraction`, one of splits.PARTS) and
+    takes every option of `options` that is set."""
     if name not in DATASETS:
         raise DataError(f"unknown dataset '{name}'; choose from {', '.join(DATASETS)}")
-    require_split(name, split, DATASETS[name].splits)
+    if not 0 <= test_fraction < 1:
+        raise ConfigError(f"{prefix}test_fraction: must be in [0, 1), got {test_fraction}")
+    if test_fraction:
+        require_split(f"{name} split by {prefix}test_fraction", split, splits.PARTS, f"{prefix}split")
+    else:
+        require_split(name, split, DATASETS[name].splits, f"{prefix}split")
     for key, value in options.items():
         if value != OPTIONS[key] and key not in DATASETS[name].options:
             users = [other for other, spec in DATASETS.items() if key in spec.options]
@@ -58,8 +64,12 @@ def check_options(name: str, split: str, options: dict, prefix: str = "data.") -
 
 
 def build(name: str, root: str | os.PathLike | None = None, split: str = "train", resolution: int = 32,
-          channels: int = 3, crop: int = 0, labels: str = "none", attribute: str = "", pad: bool = True) -> Dataset:
+          channels: int = 3, crop: int = 0, labels: str = "none", attribute: str = "", pad: bool = True,
+          test_fraction: float = 0.0, split_seed: int = 0) -> Dataset:
     """The dataset `name` (a key of DATASETS) read from `root`.
+
+    With `test_fraction` > 0, `split` is a part (train or test) of a seeded ratio split of all its images
+    (`splits`), in place of the dataset's own splits.
 
     `crop` is the side of the centered square cut from each image before resizing it to `resolution`;
     0 means the dataset's default: 178 for CelebA, otherwise the largest square. `labels='folders'` numbers the
@@ -67,20 +77,23 @@ def build(name: str, root: str | os.PathLike | None = None, split: str = "train"
     `pad=False` resizes 28x28 MNIST-style digits to 32x32 instead of zero-padding them.
     """
     options = {"labels": labels, "attribute": attribute, "pad": pad}
-    check_options(name, split, options)
+    check_options(name, split, options, test_fraction=test_fraction)
     if channels not in (1, 3):
         raise ConfigError(f"channels must be 1 (grayscale) or 3 (RGB), not {channels}")
     if resolution < 1 or crop < 0:
         raise ConfigError(f"resolution must be positive and crop non-negative, not {resolution} and {crop}")
     given = {key: value for key, value in options.items() if value != OPTIONS[key]}
-    return DATASETS[name].build(root=root, split=split, resolution=resolution, channels=channels, crop=crop, **given)
+    whole = "all" if test_fraction else split
+    dataset = DATASETS[name].build(root=root, split=whole, resolution=resolution, channels=channels, crop=crop, **given)
+    return splits.split(dataset, name, split, test_fraction, split_seed) if test_fraction else dataset
 
 
 def from_config(d) -> Dataset:
     """`build` with the fields of a DataConfig `d`: the one place that maps the config to a dataset, so training,
     `sagan data prepare` and `sagan data info` read the same images."""
     dataset = build(d.name, d.root, split=d.split, resolution=d.resolution, channels=d.channels, crop=d.crop,
-                    labels=d.labels, attribute=d.attribute, pad=d.pad)
+                    labels=d.labels, attribute=d.attribute, pad=d.pad, test_fraction=d.test_fraction,
+                    split_seed=d.split_seed)
     if isinstance(dataset, ImageFileDataset):
         dataset.strict = d.strict
     return dataset

@@ -1,5 +1,7 @@
 """A dataset held in memory as one uint8 array, for the small sets stored as raw pixels (MNIST-like)."""
 
+import copy
+
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -36,6 +38,14 @@ class ArrayDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.images)
+
+    def subset(self, indices: np.ndarray, description: str) -> "ArrayDataset":
+        """The images at `indices`, in that order, as a dataset of their own (already cropped or padded)."""
+        part = copy.copy(self)
+        part.images = self.images[indices]
+        part.labels = None if self.labels is None else self.labels[indices]
+        part.description = description
+        return part
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         image = self.images[index]

@@ -43,6 +43,25 @@ class ArchiveMembers(Sequence[BinaryIO]):
         raise NotImplementedError
 
 
+class SelectedMembers(ArchiveMembers):
+    """Some members of an archive, by index: the part of a split (`ImageFileDataset.subset`)."""
+
+    def __init__(self, members: ArchiveMembers, indices: Sequence[int]):
+        self.members, self.indices = members, list(indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: int) -> BinaryIO:
+        return self.members[self.indices[index]]
+
+    def name(self, index: int) -> str:
+        return self.members.name(self.indices[index])
+
+    def fingerprint(self) -> str:
+        return self.members.fingerprint()
+
+
 class ImageFileDataset(Dataset):
     """Image files as `(image, label)` pairs: uint8 `channels` x `resolution` x `resolution` tensors and python ints
     (0 without labels)."""
@@ -66,6 +85,15 @@ class ImageFileDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.paths)
+
+    def subset(self, indices: Sequence[int], description: str) -> "ImageFileDataset":
+        """The images at `indices`, in that order, as a dataset of their own."""
+        paths = (SelectedMembers(self.paths, indices) if isinstance(self.paths, ArchiveMembers)
+                 else [self.paths[i] for i in indices])
+        labels = None if self.labels is None else [self.labels[i] for i in indices]
+        return ImageFileDataset(paths, resolution=self.resolution, channels=self.channels, crop=self.crop,
+                                description=description, labels=labels, num_classes=self.num_classes,
+                                strict=self.strict)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         for offset in range(min(MAX_CONSECUTIVE_BAD, len(self))):

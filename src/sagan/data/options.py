@@ -18,9 +18,9 @@ def require_root(dataset: str, root: str | os.PathLike | None) -> Path:
     return path
 
 
-def require_split(dataset: str, split: str, splits: tuple[str, ...]) -> None:
+def require_split(dataset: str, split: str, splits: tuple[str, ...], option: str = "data.split") -> None:
     if split not in splits:
-        raise DataError(f"{dataset} has no split '{split}'; choose from {', '.join(splits)}")
+        raise DataError(f"{option}: {dataset} has no split '{split}'; choose from {', '.join(splits)}")
 
 
 def describe(dataset: str, split: str, count: int) -> str:

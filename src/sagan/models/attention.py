@@ -1,22 +1,45 @@
 """The SAGAN self-attention block (Zhang et al. 2018, arXiv 1805.08318, section 3)."""
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .layers import LayerFactory
 
-FORMS = ("paper", "official")  # the attention forms SelfAttention implements
+
+@dataclass(frozen=True)
+class Form:
+    """What a form of the block is made of: the value convolution's width (C / value_div), biases, the 1x1 output
+    convolution back to C channels, and the max-pooling of keys and values (key_stride x key_stride)."""
+
+    value_div: int
+    bias: bool
+    out: bool
+    key_stride: int
+    why: str
+
+
+# model.attention: the forms SelfAttention implements.
+FORMS: dict[str, Form] = {
+    # Section 3's final equations: f, g, h to C/8 channels, W_v from C/8 back to C, no pooling, no biases.
+    "paper": Form(8, bias=False, out=True, key_stride=1, why="the paper's equations (arXiv v2, section 3)"),
+    # The released TensorFlow block (brain-research/self-attention-gan): h to C/2, keys and values max-pooled 2x2.
+    "official": Form(2, bias=False, out=True, key_stride=2, why="the authors' released TensorFlow code"),
+    # The first arXiv version and the popular PyTorch repository (heykeetae/Self-Attention-GAN): values with C
+    # channels, biases, no output convolution.
+    "popular": Form(1, bias=True, out=False, key_stride=1, why="the popular PyTorch SAGAN repository"),
+}
 
 
 class SelfAttention(nn.Module):
     """Self-attention over the H*W positions of a feature map, added to the input as `x + gamma * o`.
 
-    `form="paper"`: 1x1 convs with bias, as the popular PyTorch implementation: query (the paper's g) and key (f)
-    to C/8 channels, value (h) to C channels; each output position is the softmax-weighted sum of the values.
-    `form="official"`: the released TensorFlow block: query to C/8, key to C/8 and value to C/2, both 2x2 max-pooled
-    (4x fewer key positions), then a 1x1 conv from C/2 back to C; no biases.
-    gamma starts at 0, so a fresh block is the identity and the network first relies on local features.
+    Query (the paper's g) and key (f) are 1x1 convolutions to C/8 channels, value (h) one to C / value_div; each
+    output position is the softmax-weighted sum of the values, mapped back to C channels by a 1x1 convolution
+    (W_v) where the form has one. See FORMS for each form. gamma starts at 0, so a fresh block is the identity and
+    the network first relies on local features.
     """
 
     def __init__(self, channels: int, form: str = "paper", spectral_norm: bool = False, init: str = "orthogonal"):
@@ -25,20 +48,19 @@ class SelfAttention(nn.Module):
             raise ValueError(f"attention form '{form}' is not one of {', '.join(FORMS)}")
         if channels < 8:
             raise ValueError(f"self-attention needs at least 8 channels (it reduces them by 8), got {channels}")
-        self.form = form
+        self.form, spec = form, FORMS[form]
         layers = LayerFactory(spectral_norm, init)
-        bias = form == "paper"
-        value_channels = channels if form == "paper" else channels // 2
-        self.query = layers.conv(channels, channels // 8, 1, bias=bias)
-        self.key = layers.conv(channels, channels // 8, 1, bias=bias)
-        self.value = layers.conv(channels, value_channels, 1, bias=bias)
-        self.out = layers.conv(value_channels, channels, 1, bias=False) if form == "official" else None
+        value_channels = channels // spec.value_div
+        self.query = layers.conv(channels, channels // 8, 1, bias=spec.bias)
+        self.key = layers.conv(channels, channels // 8, 1, bias=spec.bias)
+        self.value = layers.conv(channels, value_channels, 1, bias=spec.bias)
+        self.out = layers.conv(value_channels, channels, 1, bias=False) if spec.out else None
         self.gamma = nn.Parameter(torch.zeros(1))
 
     @property
     def key_stride(self) -> int:
         """Feature positions per key position along each axis: the official form max-pools keys 2x2."""
-        return 2 if self.form == "official" else 1
+        return FORMS[self.form].key_stride
 
     def forward(self, x: torch.Tensor, return_attention: bool = False):
         """Returns the output, or `(output, attention)` with attention of shape (B, N_query, N_key)."""

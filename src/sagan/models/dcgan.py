@@ -42,7 +42,7 @@ class DCGANGenerator(Generator):
         return [2**i for i in range(2, int(math.log2(resolution)))]
 
     def __init__(self, resolution: int, channels: int = 3, z_dim: int = 128, width: int = 64,
-                 attention: Sequence[int] = (16, 32), attention_form: str = "paper", spectral_norm: bool = True,
+                 attention: Sequence[int] = (16, 32), attention_form: str = "popular", spectral_norm: bool = True,
                  num_classes: int = 0, init: str = "orthogonal"):
         super().__init__(resolution, channels, z_dim, num_classes)
         check_attention(attention, self.attention_resolutions(resolution), "dcgan generator")
@@ -73,7 +73,7 @@ class DCGANDiscriminator(Network):
         return [2**i for i in range(2, int(math.log2(resolution)))]
 
     def __init__(self, resolution: int, channels: int = 3, width: int = 64, attention: Sequence[int] = (8, 4),
-                 attention_form: str = "paper", spectral_norm: bool = True, num_classes: int = 0,
+                 attention_form: str = "popular", spectral_norm: bool = True, num_classes: int = 0,
                  init: str = "orthogonal"):
         super().__init__()
         check_attention(attention, self.attention_resolutions(resolution), "dcgan discriminator")

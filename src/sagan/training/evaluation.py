@@ -9,7 +9,7 @@ import torch
 from .. import checkpoints, data
 from ..config import Config
 from ..errors import ConfigError
-from ..evaluation import reference_stats
+from ..evaluation import held_out, reference_stats
 from ..files import atomic_write_bytes
 from ..metrics.evaluate import HIGHER_IS_BETTER, Evaluator, generator_batches
 from .runlog import RunLog
@@ -21,8 +21,9 @@ class PeriodicEvaluation:
     """`cfg.eval` during training: scores the EMA generator, logs the results to metrics.jsonl / TensorBoard and
     keeps `checkpoints/best.pt` (generator and config) for the best value of `eval.best_metric`."""
 
-    def __init__(self, cfg: Config, run_dir: Path, device: torch.device, dataset):
-        """`dataset`: the loaded training set, the reference when `eval.reference` is empty."""
+    def __init__(self, cfg: Config, run_dir: Path, device: torch.device, dataset, load_dataset):
+        """`dataset`: the loaded training set; `load_dataset(DataConfig)` loads another part of its data. Without
+        `eval.reference`, the reference is the part `evaluation.held_out` picks by `eval.split`."""
         e = cfg.eval
         self.cfg = cfg
         self.evaluator = Evaluator(e.metrics, e.backbone, device, e.inception_weights, e.vgg16_weights,
@@ -31,12 +32,15 @@ class PeriodicEvaluation:
         if self.best_metric not in self.evaluator.headlines():
             raise ConfigError(f"eval.best_metric: '{e.best_metric}' is not a result of eval.metrics "
                               f"(choose from {', '.join(self.evaluator.headlines())})")
-        self.reference = reference_stats(
-            self.evaluator, e.reference or cfg.data.name, data_root=cfg.data.root, split=cfg.data.split,
+        own = None
+        if not e.reference:
+            part = held_out(cfg.data, e.split)
+            own = (dataset if part == cfg.data else load_dataset(part), part)
+        self.reference, self.against = reference_stats(
+            self.evaluator, e.reference or cfg.data.name, data_root=cfg.data.root, split=e.split,
             resolution=cfg.data.resolution, channels=cfg.data.channels, crop=cfg.data.crop,
             max_images=e.reference_samples, batch_size=e.batch_size,
-            workers=0 if isinstance(dataset, data.ArrayDataset) else cfg.data.workers,
-            training_set=None if e.reference else (dataset, cfg.data))
+            workers=0 if isinstance(dataset, data.ArrayDataset) else cfg.data.workers, dataset=own)
         self.best_path = checkpoints.checkpoint_dir(run_dir) / BEST
         self.best = self._recorded_best()
 

@@ -1,16 +1,28 @@
 """The networks and optimisers of one GAN training run and its three updates: D step, G step, EMA."""
 
 import copy
+import math
 
 import torch
 from torch import nn
 
 from .. import kernels
 from ..config import Config
-from ..losses import LOSSES, gradient_penalty, r1_penalty
+from ..losses import LOSSES, gp_weight, gradient_penalty, r1_penalty
 from ..models import attention_layers, build_discriminator, build_generator
 from ..optim import build_optimizer, build_scheduler
 from ..runtime import autocast
+
+
+def ema_decay(t, step: int) -> float:
+    """The EMA's decay at G step `step` of a run with TrainConfig `t`: 0 (a copy) before ema_start; then ema_decay,
+    its half-life capped at ema_rampup x step while the run is young (StyleGAN2-ADA's ema_rampup)."""
+    if step < t.ema_start or t.ema_decay == 0:
+        return 0.0
+    if t.ema_rampup == 0:
+        return t.ema_decay
+    half_life = min(math.log(0.5) / math.log(t.ema_decay), t.ema_rampup * max(step, 1))
+    return 0.5 ** (1 / half_life)
 
 
 class GANTraining:
@@ -19,7 +31,9 @@ class GANTraining:
     The training loop, the benchmark and the tests drive the same `d_step` / `g_step` / `update_ema`.
     """
 
-    def __init__(self, cfg: Config, device: torch.device, batches_per_epoch: int):
+    def __init__(self, cfg: Config, device: torch.device, batches_per_epoch: int, total_steps: int | None = None):
+        """`batches_per_epoch`: D batches in one pass over the training set; `total_steps`: the run's G steps
+        (default train.steps), for the schedules that end with the run."""
         self.cfg, self.device = cfg, device
         t, res, ch = cfg.train, cfg.data.resolution, cfg.data.channels
         self.G = build_generator(cfg.model, res, ch).to(device)
@@ -41,12 +55,14 @@ class GANTraining:
         self.G_train, self.D_train = self.G, self.D
         self.opt_g = build_optimizer(self.G.parameters(), t.lr_g, t)
         self.opt_d = build_optimizer(self.D.parameters(), t.lr_d, t)
-        self.sched_g = build_scheduler(self.opt_g, t, batches_per_epoch)
-        self.sched_d = build_scheduler(self.opt_d, t, batches_per_epoch)
+        total_steps = total_steps or t.steps
+        self.sched_g = build_scheduler(self.opt_g, t, total_steps, batches_per_epoch)
+        self.sched_d = build_scheduler(self.opt_d, t, total_steps, batches_per_epoch)
         # fp16 gradients underflow without loss scaling; the scalers are no-ops otherwise.
         self.scaler_g = torch.amp.GradScaler(device.type, enabled=t.amp == "fp16")
         self.scaler_d = torch.amp.GradScaler(device.type, enabled=t.amp == "fp16")
-        self.d_loss_fn, self.g_loss_fn = LOSSES[t.loss]
+        self.d_loss_fn, self.g_loss_fn = LOSSES[t.loss].d, LOSSES[t.loss].g
+        self.gp_weight = gp_weight(t.loss, t.gp_weight)
         self._fakes: tuple[torch.Tensor, torch.Tensor | None] | None = None  # the D step's, for the G step to reuse
 
     def prepare(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -81,10 +97,10 @@ class GANTraining:
         d_real, d_fake = logits[:n], logits[n:]
         loss = self.d_loss_fn(d_real, d_fake)
         stats = {"d_loss": loss.detach(), "d_real": d_real.detach().mean(), "d_fake": d_fake.detach().mean()}
-        if t.loss == "wgan-gp":
+        if self.gp_weight > 0:
             with autocast(t.amp, self.device):
                 gp = gradient_penalty(self.D, real, fake, y_real)
-            loss = loss + t.gp_weight * gp
+            loss = loss + self.gp_weight * gp
             stats["gp"] = gp.detach()
         if t.r1_weight > 0:
             with autocast(t.amp, self.device):
@@ -122,22 +138,30 @@ class GANTraining:
                 loss: torch.Tensor) -> None:
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
-        if self.cfg.train.clip_grad_norm > 0:
-            scaler.unscale_(opt)
-            nn.utils.clip_grad_norm_(net.parameters(), self.cfg.train.clip_grad_norm)
+        t = self.cfg.train
+        if t.clip_grad_value > 0 or t.clip_grad_norm > 0:
+            scaler.unscale_(opt)  # clip the true gradients, not the fp16 loss-scaled ones
+        if t.clip_grad_value > 0:
+            nn.utils.clip_grad_value_(net.parameters(), t.clip_grad_value)
+        if t.clip_grad_norm > 0:
+            nn.utils.clip_grad_norm_(net.parameters(), t.clip_grad_norm)
         scaler.step(opt)
         scaler.update()
 
     @torch.no_grad()
     def update_ema(self, step: int) -> None:
-        """G_ema <- decay * G_ema + (1 - decay) * G; a plain copy before `ema_start`. Buffers (BN statistics,
-        spectral-norm vectors) are copied."""
-        decay = self.cfg.train.ema_decay if step >= self.cfg.train.ema_start else 0.0
+        """G_ema <- decay * G_ema + (1 - decay) * G after G step `step`, with `ema_decay(step)`, for the parameters
+        and the batch-norm statistics (so they describe the averaged weights' activations, not only the last
+        G's); the other buffers (spectral-norm vectors, counters) are copied."""
+        decay = ema_decay(self.cfg.train, step)
         # One multi-tensor update of all parameters, not one kernel per tensor: on a GPU this step is launch-bound.
         ema = torch.optim.swa_utils.get_ema_multi_avg_fn(decay)
         ema(list(self.G_ema.parameters()), list(self.G.parameters()), step)
-        for ema_buffer, buffer in zip(self.G_ema.buffers(), self.G.buffers()):
-            ema_buffer.copy_(buffer)
+        for (name, ema_buffer), buffer in zip(self.G_ema.named_buffers(), self.G.buffers()):
+            if name.endswith(("running_mean", "running_var")):
+                ema_buffer.lerp_(buffer, 1 - decay)
+            else:
+                ema_buffer.copy_(buffer)
 
     def step_schedules(self) -> None:
         self.sched_g.step()

@@ -1,6 +1,6 @@
-"""What a run reports: `metrics.jsonl` (one JSON object per log interval), `train.log`, and TensorBoard events when
-the optional `tensorboard` package is installed. In a multi-process run the statistics are averaged over the
-processes and only rank 0 writes."""
+"""What a run reports: `metrics.jsonl` (one JSON object per log interval and one per epoch), `train.log`, and
+TensorBoard events when the optional `tensorboard` package is installed. In a multi-process run the statistics are
+averaged over the processes and only rank 0 writes."""
 
 import json
 import logging
@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from . import distributed
 
@@ -23,8 +24,7 @@ class RunLog:
         self.handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
         self.logger.addHandler(self.handler)
         self.tensorboard = _summary_writer(run_dir) if self.writes else None
-        self.sums: dict[str, torch.Tensor] = {}
-        self.count = 0
+        self.interval, self.epoch = Sums(), Sums()  # of the statistics since the last flush, and this epoch
         self.interval_start = time.perf_counter()
 
     def info(self, message: str) -> None:
@@ -32,20 +32,32 @@ class RunLog:
 
     def accumulate(self, stats: dict[str, torch.Tensor]) -> None:
         """Add one step's statistics; they stay on the device until `flush`, so logging costs no sync per step."""
-        for key, value in stats.items():
-            self.sums[key] = self.sums[key] + value if key in self.sums else value.clone()
-        self.count += 1
+        self.interval.add(stats)
+        self.epoch.add(stats)
 
     def flush(self, step: int, extra: dict[str, float]) -> dict[str, float]:
-        """Average the accumulated statistics, write them with `extra` and the step rate; returns the record."""
+        """Average the statistics since the last flush, write them with `extra` and the step rate; returns the
+        record."""
         now = time.perf_counter()
-        record = {"step": step}
-        means = distributed.average(torch.stack([value.float() for value in self.sums.values()]) / self.count)
-        record.update(zip(self.sums, means.tolist()))
-        record["steps_per_s"] = self.count / max(now - self.interval_start, 1e-9)
+        record = {"step": step} | self.interval.means()
+        record["steps_per_s"] = self.interval.count / max(now - self.interval_start, 1e-9)
         record.update(extra)
         self.write(record)
-        self.sums, self.count, self.interval_start = {}, 0, now
+        self.interval, self.interval_start = Sums(), now
+        return record
+
+    def end_epoch(self, step: int, epoch: int, epochs: int) -> dict[str, float]:
+        """Write the means of every step of the epoch that just ended: a metrics.jsonl record (`<stat>_epoch`)
+        and the line `Epoch: e/E, Generator Loss: x, Discriminator Loss: y` in train.log and on the console."""
+        means = self.epoch.means()
+        record = {"step": step, "epoch": epoch} | {f"{key}_epoch": value for key, value in means.items()}
+        self.write(record)
+        line = (f"Epoch: {epoch}/{epochs}, Generator Loss: {means['g_loss']:.4f}, "
+                f"Discriminator Loss: {means['d_loss']:.4f}")
+        self.info(line)
+        if self.writes:
+            tqdm.write(line)
+        self.epoch = Sums()
         return record
 
     def write(self, record: dict[str, float]) -> None:
@@ -64,6 +76,26 @@ class RunLog:
         self.handler.close()
         if self.tensorboard is not None:
             self.tensorboard.close()
+
+
+class Sums:
+    """Running sums of per-step statistics (device tensors) and the number of steps added."""
+
+    def __init__(self, sums: dict[str, torch.Tensor] | None = None, count: int = 0):
+        self.sums, self.count = dict(sums or {}), count
+
+    def add(self, stats: dict[str, torch.Tensor]) -> None:
+        for key, value in stats.items():
+            self.sums[key] = self.sums[key] + value if key in self.sums else value.clone()
+        self.count += 1
+
+    def means(self) -> dict[str, float]:
+        """The means over the steps added, averaged over the processes of a multi-process run."""
+        means = distributed.average(torch.stack([value.float() for value in self.sums.values()]) / self.count)
+        return dict(zip(self.sums, means.tolist()))
+
+    def state_dict(self) -> dict:
+        return {"sums": dict(self.sums), "count": self.count}
 
 
 def _summary_writer(run_dir: Path):

@@ -1,32 +1,37 @@
 """The training loop, readable top to bottom: data -> D step(s) -> G step -> EMA -> log -> samples -> evaluation ->
 checkpoint."""
 
+import contextlib
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
 from .. import checkpoints, data
-from ..config import Config, dataset_options, to_dict, to_yaml, validate
+from ..config import Config, DataConfig, dataset_options, to_dict, to_yaml, validate
 from ..errors import ConfigError, DataError, UserError
 from ..files import atomic_write_text
 from ..images import make_grid, save_png
+from ..optim import run_epochs, run_steps
 from ..runtime import capture_rng, check_amp, restore_rng, seed_everything, tune_backends
+from ..viz import sheets
 from . import distributed
 from .batches import batch_loader
 from .evaluation import PeriodicEvaluation
 from .gan import GANTraining
-from .runlog import RunLog
+from .runlog import RunLog, Sums
 
 
 def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool = True,
           on_checkpoint: Callable[[Path], None] | None = None) -> dict:
-    """Train until `cfg.train.steps` generator steps; with `resume`, continue from `run_dir`'s latest checkpoint.
-    `on_checkpoint` is called with each checkpoint's path once it is written. Returns the last record written to
-    metrics.jsonl. Under torchrun (`distributed.process_group`) every process calls it: each trains on its share of
-    every batch, rank 0 writes the run directory."""
+    """Train for `cfg.train.steps` generator steps or `cfg.train.epochs` epochs; with `resume`, continue from
+    `run_dir`'s latest checkpoint. `on_checkpoint` is called with each checkpoint's path once it is written. Returns
+    the last record written to metrics.jsonl ({} when a resumed run is already at its end). Under torchrun
+    (`distributed.process_group`) every process calls it: each trains on its share of every batch, rank 0 writes
+    the run directory."""
     validate(cfg)
     t, run_dir = cfg.train, Path(run_dir)
     device = distributed.local_device(t.device)
@@ -40,20 +45,25 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
     # Load the training set.
     dataset = load_training_set(cfg, progress)
     batches_per_epoch = len(dataset) // t.batch_size
+    total_steps = run_steps(t, batches_per_epoch)
+    epochs = run_epochs(t, total_steps, batches_per_epoch)
     local_batch = distributed.local_batch(t.batch_size)
 
     # Evaluation networks and reference statistics, before seeding, so they leave the training RNG alone. Under
     # torchrun rank 0 evaluates while the other processes wait for it at their next gradient all-reduce.
-    evaluation = (PeriodicEvaluation(cfg, run_dir, device, dataset) if cfg.eval.every and distributed.is_main()
-                  else None)
+    evaluation = (PeriodicEvaluation(cfg, run_dir, device, dataset, lambda d: load_dataset(d, progress, every=False))
+                  if (cfg.eval.every or cfg.eval.at_end) and distributed.is_main() else None)
 
     # Build the networks and optimisers; seeded, so the recorded config reproduces the run.
     seed_everything(t.seed)
-    gan = GANTraining(cfg, device, batches_per_epoch)
-    step, batches_seen, rank_rng = 0, 0, None
+    gan = GANTraining(cfg, device, batches_per_epoch, total_steps)
+    step, batches_seen, rank_rng, epoch_sums = 0, 0, None, Sums()
     if resume:
         state = checkpoints.load(run_dir, device)
+        if state["step"] >= total_steps:
+            return {}
         gan.load_state_dict(state)
+        epoch_sums = Sums(**state.get("epoch_sums", {}))
         step, batches_seen = state["step"], state["rng"]["data_batches"]
         restore_rng(state["rng"])
         rank_rng = state.get("rank_rng")
@@ -68,30 +78,38 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
         (run_dir / "samples").mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.yaml", to_yaml(cfg))
     log = RunLog(run_dir)
+    log.epoch = epoch_sums
     processes = f" x {distributed.world_size()} processes" if distributed.world_size() > 1 else ""
-    log.info(f"{'resumed at step ' + str(step) if resume else 'started'}: {dataset.description}, device {device}"
+    log.info(f"{'resumed at step ' + str(step) if resume else 'started'}: preset {cfg.preset or '(none)'}, "
+             f"{dataset.description}, device {device}"
              f"{processes}, G {_millions(gan.G)}M / D {_millions(gan.D)}M parameters")
     for reason in getattr(dataset, "skipped", {}).values():
         log.info(f"left out of the dataset: {reason}")
+    if evaluation is not None:
+        when = f"every {cfg.eval.every} steps and at the end" if cfg.eval.every else "at the end"
+        log.info(f"evaluation {when}, against {evaluation.against}")
     sample_labels, nrow = sample_grid_labels(cfg)
+    real = sheets.real_images(dataset, t.num_samples, t.seed) if t.epoch_sheets else None
     workers = 0 if isinstance(dataset, data.ArrayDataset) else cfg.data.workers
     batches = batch_loader(dataset, t.batch_size, t.seed, batches_seen, workers, pin_memory=device.type == "cuda",
                            rank=distributed.rank(), processes=distributed.world_size())
-    bar = tqdm(total=t.steps, initial=step, desc=str(run_dir), unit="step", dynamic_ncols=True,
+    bar = tqdm(total=total_steps, initial=step, desc=str(run_dir), unit="step", dynamic_ncols=True,
                disable=not (progress and main))
     record: dict = {}
 
     def save_checkpoint() -> Path | None:
         distributed.check_in_sync({"G": gan.G, "D": gan.D, "G_ema": gan.G_ema})
+        # The epoch's sums so far, averaged over the processes, so a resumed run's epoch means are exact.
+        epoch = {"sums": {k: distributed.average(v) for k, v in log.epoch.sums.items()}, "count": log.epoch.count}
         state = gan.state_dict() | {"step": step, "config": to_dict(cfg), "rng": capture_rng(),
-                                    "threads": torch.get_num_threads()}
+                                    "threads": torch.get_num_threads(), "epoch_sums": epoch}
         state["rng"]["data_batches"] = batches_seen
         if distributed.world_size() > 1:  # the other processes' latent streams, for an exact resume
             state["rank_rng"] = distributed.all_gather_object(capture_rng())[1:]
         return checkpoints.save(run_dir, state, t.keep_checkpoints) if main else None
 
     try:
-        while step < t.steps:
+        while step < total_steps:
             # Update D on n_dis batches of real images; its statistics are the mean over those steps.
             d_stats = []
             for _ in range(t.n_dis):
@@ -108,8 +126,13 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
             log.accumulate(stats)
             bar.update()
 
-            # Log, write samples, checkpoint.
-            last = step == t.steps
+            # Log the epoch that ended, the log interval, write samples, checkpoint.
+            if batches_seen // batches_per_epoch > (batches_seen - t.n_dis) // batches_per_epoch:
+                epoch = batches_seen // batches_per_epoch
+                log.end_epoch(step, epoch, epochs)
+                if main and t.epoch_sheets:
+                    save_png(epoch_sheet(gan.G_ema, real, epoch, epochs), run_dir / "samples" / f"epoch-{epoch:04d}.png")
+            last = step == total_steps
             if step % t.log_every == 0 or last:
                 gammas = gan.gammas()
                 record = log.flush(step, {
@@ -122,9 +145,13 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
                                     + " ".join(f"γ{name} {value:+.3f}" for name, value in gammas.items()))
             if main and (step % t.sample_every == 0 or last):
                 path = run_dir / "samples" / f"{checkpoints.step_name(step)}.png"
-                images = gan.G_ema.sample(t.num_samples, seed=t.seed, labels=sample_labels, batch_size=t.num_samples)
-                save_png(make_grid(images, nrow), path)
-            if evaluation is not None and (step % cfg.eval.every == 0 or last):
+                save_png(make_grid(gan.G_ema.sample(t.num_samples, t.seed, sample_labels, t.num_samples), nrow), path)
+                if t.sample_raw:  # in eval mode, so batch norm uses (and keeps) its running statistics
+                    gan.G.eval()
+                    raw = gan.G.sample(t.num_samples, t.seed, sample_labels, t.num_samples)
+                    gan.G.train()
+                    save_png(make_grid(raw, nrow), path.parent / "raw" / path.name)
+            if evaluation is not None and (last or cfg.eval.every and step % cfg.eval.every == 0):
                 evaluation(step, gan.G_ema, log, {"generator_ema": gan.G_ema.state_dict(), "step": step,
                                                   "config": to_dict(cfg)})
             if step % t.checkpoint_every == 0 or last:
@@ -143,16 +170,21 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
 
 
 def load_training_set(cfg: Config, progress: bool = True):
-    """The dataset of `cfg.data`; an image-file dataset is read from its cache (built on first use) unless
-    data.cache is off."""
-    d = cfg.data
+    """The dataset of `cfg.data`, checked against the model (`check_dataset`)."""
+    return load_dataset(cfg.data, progress, check=lambda dataset: check_dataset(cfg, dataset))
+
+
+def load_dataset(d: DataConfig, progress: bool = True, check=lambda dataset: None, every: bool = True):
+    """The dataset of DataConfig `d`; an image-file dataset is read from its cache (built on first use) unless
+    data.cache is off. `check(dataset)` runs before the cache is built and again on the cache. `every`: under
+    torchrun every process calls it (rank 0 writes the cache first), else rank 0 alone."""
     dataset = data.from_config(d)
-    check_dataset(cfg, dataset)
+    check(dataset)
     if isinstance(dataset, data.ImageFileDataset) and d.cache != "off":
-        with distributed.main_first():  # under torchrun one process writes the cache, the others map it
+        with distributed.main_first() if every else contextlib.nullcontext():  # one writes, the others map it
             dataset = data.cached(dataset, dataset_options(d), d.cache, workers=d.workers, strict=d.strict,
                                   progress=progress and distributed.is_main())
-        check_dataset(cfg, dataset)  # the cache leaves out unreadable images
+        check(dataset)  # the cache leaves out unreadable images
     return dataset
 
 
@@ -178,6 +210,13 @@ def check_dataset(cfg: Config, dataset) -> None:
     if len(dataset) < cfg.train.batch_size:
         raise DataError(f"the dataset ({dataset.description}) has fewer images than one batch "
                         f"(train.batch_size={cfg.train.batch_size})")
+
+
+def epoch_sheet(G, real: tuple[np.ndarray, torch.Tensor], epoch: int, epochs: int) -> np.ndarray:
+    """Training images beside the EMA generator's samples (of the real images' labels), titled with the epoch."""
+    images, labels = real
+    generated = G.sample(len(images), seed=0, labels=labels if G.num_classes else None, batch_size=len(images))
+    return sheets.comparison(images, generated, "training images", "EMA generator", f"epoch {epoch}/{epochs}")
 
 
 def sample_grid_labels(cfg: Config) -> tuple[torch.Tensor | None, int]:

@@ -20,6 +20,12 @@ LABELS = {"d_loss": "D loss", "g_loss": "G loss", "gp": "gradient penalty", "r1"
           "d_real": "D(real)", "d_fake": "D(fake)", "lr_g": "G", "lr_d": "D", "steps_per_s": "steps / s"}
 
 
+def label(key: str) -> str:
+    """A curve's legend: 'D loss', 'D loss (epoch mean)', a gamma's layer name."""
+    base = key.removesuffix("_epoch")
+    return LABELS.get(base, base.removeprefix("gamma/")) + (" (epoch mean)" if key != base else "")
+
+
 def read_metrics(run_dir: str | Path) -> list[dict]:
     """The records of `RUN/metrics.jsonl` (a line cut short by a killed run is skipped)."""
     path = Path(run_dir) / "metrics.jsonl"
@@ -42,7 +48,7 @@ def groups(records: list[dict]) -> list[tuple[str, str, str, list[str], bool]]:
                               if k not in NOT_PLOTTED and isinstance(v, (int, float)) and not isinstance(v, bool)))
     out, claimed = [], set()
     for name, title, ylabel, wanted, log in FIGURES:
-        chosen = [k for k in keys if wanted(k)]
+        chosen = [k for k in keys if wanted(k.removesuffix("_epoch"))]  # epoch means join their statistic's figure
         claimed.update(chosen)
         if chosen:
             out.append((name, title, ylabel, chosen, log))
@@ -69,7 +75,7 @@ def figures(records: list[dict], title: str) -> dict[str, bytes]:
                       and math.isfinite(r[key])]
             if points:
                 steps, values = zip(*points)
-                ax.plot(steps, values, label=LABELS.get(key, key.removeprefix("gamma/")),
+                ax.plot(steps, values, label=label(key),
                         marker="o" if len(points) < 20 else None, markersize=3)
         if log and all(v > 0 for line in ax.get_lines() for v in line.get_ydata()):
             ax.set_yscale("log")

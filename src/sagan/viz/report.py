@@ -34,7 +34,9 @@ def write_report(run_dir: str | Path, num_images: int = 4, grid: int = 16, seed:
     records = _metrics(run_dir)
     title = run_dir.resolve().name
     explorer, sprites = explorer_data(G, D, num_images, grid, seed)
-    samples = [{"step": int(p.stem.split("-")[-1]), "src": p.relative_to(run_dir).as_posix()}
+    samples = [{"step": int(p.stem.split("-")[-1]), "src": p.relative_to(run_dir).as_posix(),
+                "raw": (run_dir / "samples" / "raw" / p.name).relative_to(run_dir).as_posix()
+                if (run_dir / "samples" / "raw" / p.name).is_file() else None}
                for p in sorted((run_dir / "samples").glob("step-*.png"))]
     parts = {
         "title": html.escape(title),
@@ -125,10 +127,14 @@ def _progress_html(samples: list[dict]) -> str:
     if not samples:
         return "<p class=note>No sample grids in samples/ yet.</p>"
     last = samples[-1]
+    ema = f'<img id="progress-image" src="{html.escape(last["src"])}" alt="EMA sample grid at the chosen step">'
+    if last["raw"]:  # train.sample_raw: the raw generator's grid of the same latents beside the EMA's
+        ema = (f'<div class="pair"><figure>{ema}<figcaption>EMA generator</figcaption></figure><figure><img '
+               f'id="progress-raw" src="{html.escape(last["raw"])}" alt="raw sample grid at the chosen step">'
+               '<figcaption>raw generator (what the optimiser trained)</figcaption></figure></div>')
     return (f'<div class="controls"><input type="range" id="step-slider" min="0" max="{len(samples) - 1}" '
             f'value="{len(samples) - 1}" aria-label="training step"> <span id="step-label">step '
-            f'{last["step"]:,}</span></div><img id="progress-image" src="{html.escape(last["src"])}" '
-            'alt="sample grid at the chosen step">')
+            f'{last["step"]:,}</span></div>{ema}')
 
 
 def _curves_html(records: list[dict], title: str) -> str:
