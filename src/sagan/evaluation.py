@@ -38,10 +38,10 @@ def reference_stats(evaluator: Evaluator, reference: str, *, data_root=None, spl
                     resolution: int, channels: int, crop: int = 0, max_images: int = 0, batch_size: int = 64,
                     workers: int = 0, cache_dir=None, dataset=None) -> tuple[dict[str, FeatureStats], str]:
     """Statistics of the real images named by `reference`, and a description of them: a stats .npz file, a dataset
-    name (its `split`, read from `data_root`; auto: test where it has one, else train) or an image folder, the last
-    two at `resolution`, at most `max_images` of them (a seeded random subset; 0 = all), and cached under
-    `cache_dir` (default: `$SAGAN_CACHE/stats`, see `files.cache_dir`). `dataset`, a loaded dataset with the
-    DataConfig that made it, is used as it is instead of `reference`."""
+    name (its `split`, read from `data_root`; auto: as `held_out` picks after training on its train split) or an
+    image folder, the last two at `resolution`, at most `max_images` of them (a seeded random subset; 0 = all), and
+    cached under `cache_dir` (default: `$SAGAN_CACHE/stats`, see `files.cache_dir`). `dataset`, a loaded dataset
+    with the DataConfig that made it, is used as it is instead of `reference`."""
     if not evaluator.reference_extractors:
         return {}, "no real images (the metrics need none)"
     path = Path(reference).expanduser()
@@ -53,8 +53,7 @@ def reference_stats(evaluator: Evaluator, reference: str, *, data_root=None, spl
         dataset, data_config = dataset
         source = {"dataset": data_config.name, "options": dataset_options(data_config)}
     elif reference in data.DATASETS:
-        if split == "auto":
-            split = "test" if "test" in data.DATASETS[reference].splits else "train"
+        split = held_out(DataConfig(name=reference, split="train"), split).split
         dataset = data.build(reference, data_root, split=split, resolution=resolution, channels=channels, crop=crop)
         root = str(Path(data_root).expanduser().resolve()) if data_root else None
         source = {"dataset": reference, "root": root, "split": split}

@@ -84,8 +84,8 @@ def bench_train(cfg: Config, steps: int = 10, warmup: int = 3, compare_reference
 
     result = {
         "preset": cfg.preset, "arch": cfg.model.arch, "resolution": res, "batch_size": t.batch_size,
-        "amp": t.amp, "kernels": t.kernels, "channels_last": gan.channels_last, "fused_optimizer": t.fused_optimizer, "compile": t.compile,
-        "reuse_fakes": t.reuse_fakes,
+        "amp": t.amp, "kernels": t.kernels, "channels_last": gan.channels_last, "fused_optimizer": t.fused_optimizer,
+        "compile": t.compile, "reuse_fakes": t.reuse_fakes,
         "device": str(device), "device_name": _device_name(device), "threads": torch.get_num_threads(),
         "steps": steps, "seconds_per_step": round(seconds["sagan"], 4),
         "images_per_s": round(t.batch_size / seconds["sagan"], 2),

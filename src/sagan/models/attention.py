@@ -18,18 +18,17 @@ class Form:
     bias: bool
     out: bool
     key_stride: int
-    why: str
 
 
 # model.attention: the forms SelfAttention implements.
 FORMS: dict[str, Form] = {
     # Section 3's final equations: f, g, h to C/8 channels, W_v from C/8 back to C, no pooling, no biases.
-    "paper": Form(8, bias=False, out=True, key_stride=1, why="the paper's equations (arXiv v2, section 3)"),
+    "paper": Form(8, bias=False, out=True, key_stride=1),
     # The released TensorFlow block (brain-research/self-attention-gan): h to C/2, keys and values max-pooled 2x2.
-    "official": Form(2, bias=False, out=True, key_stride=2, why="the authors' released TensorFlow code"),
+    "official": Form(2, bias=False, out=True, key_stride=2),
     # The first arXiv version and the popular PyTorch repository (heykeetae/Self-Attention-GAN): values with C
     # channels, biases, no output convolution.
-    "popular": Form(1, bias=True, out=False, key_stride=1, why="the popular PyTorch SAGAN repository"),
+    "popular": Form(1, bias=True, out=False, key_stride=1),
 }
 
 

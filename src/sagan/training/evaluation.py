@@ -55,7 +55,8 @@ class PeriodicEvaluation:
         sign = 1 if name in HIGHER_IS_BETTER else -1
         if math.isfinite(value) and (self.best is None or sign * value > sign * self.best):
             self.best = value
-            atomic_write_bytes(self.best_path, checkpoints.serialize(state | {"eval": {"metric": name, "value": value}}))
+            best = state | {"eval": {"metric": name, "value": value}}
+            atomic_write_bytes(self.best_path, checkpoints.serialize(best))
             log.info(f"eval step {step}: best {name} {value:.4g}, saved {self.best_path}")
         return results
 

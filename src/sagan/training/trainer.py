@@ -11,7 +11,7 @@ import torch
 from tqdm import tqdm
 
 from .. import checkpoints, data
-from ..config import Config, DataConfig, dataset_options, to_dict, to_yaml, validate
+from ..config import Config, DataConfig, TrainConfig, dataset_options, to_dict, to_yaml, validate
 from ..errors import ConfigError, DataError, UserError
 from ..files import atomic_write_text
 from ..images import make_grid, save_png
@@ -127,11 +127,11 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
             bar.update()
 
             # Log the epoch that ended, the log interval, write samples, checkpoint.
-            if batches_seen // batches_per_epoch > (batches_seen - t.n_dis) // batches_per_epoch:
-                epoch = batches_seen // batches_per_epoch
+            if epoch := epoch_ended(batches_seen, t.n_dis, batches_per_epoch):
                 log.end_epoch(step, epoch, epochs)
                 if main and t.epoch_sheets:
-                    save_png(epoch_sheet(gan.G_ema, real, epoch, epochs), run_dir / "samples" / f"epoch-{epoch:04d}.png")
+                    sheet = epoch_sheet(gan.G_ema, real, epoch, epochs)
+                    save_png(sheet, run_dir / "samples" / f"epoch-{epoch:04d}.png")
             last = step == total_steps
             if step % t.log_every == 0 or last:
                 gammas = gan.gammas()
@@ -145,12 +145,9 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
                                     + " ".join(f"γ{name} {value:+.3f}" for name, value in gammas.items()))
             if main and (step % t.sample_every == 0 or last):
                 path = run_dir / "samples" / f"{checkpoints.step_name(step)}.png"
-                save_png(make_grid(gan.G_ema.sample(t.num_samples, t.seed, sample_labels, t.num_samples), nrow), path)
-                if t.sample_raw:  # in eval mode, so batch norm uses (and keeps) its running statistics
-                    gan.G.eval()
-                    raw = gan.G.sample(t.num_samples, t.seed, sample_labels, t.num_samples)
-                    gan.G.train()
-                    save_png(make_grid(raw, nrow), path.parent / "raw" / path.name)
+                save_png(sample_grid(gan.G_ema, t, sample_labels, nrow), path)
+                if t.sample_raw:
+                    save_png(sample_grid(gan.G, t, sample_labels, nrow), path.parent / "raw" / path.name)
             if evaluation is not None and (last or cfg.eval.every and step % cfg.eval.every == 0):
                 evaluation(step, gan.G_ema, log, {"generator_ema": gan.G_ema.state_dict(), "step": step,
                                                   "config": to_dict(cfg)})
@@ -210,6 +207,22 @@ def check_dataset(cfg: Config, dataset) -> None:
     if len(dataset) < cfg.train.batch_size:
         raise DataError(f"the dataset ({dataset.description}) has fewer images than one batch "
                         f"(train.batch_size={cfg.train.batch_size})")
+
+
+def epoch_ended(batches_seen: int, n_dis: int, batches_per_epoch: int) -> int:
+    """The epoch that the step's last `n_dis` batches completed, or 0 if they stayed within one."""
+    epoch = batches_seen // batches_per_epoch
+    return epoch if epoch > (batches_seen - n_dis) // batches_per_epoch else 0
+
+
+def sample_grid(G, t: TrainConfig, labels: torch.Tensor | None, nrow: int) -> np.ndarray:
+    """The grid of `G`'s samples of the run's fixed latents. In eval mode, so batch norm uses (and keeps) its
+    running statistics; a generator in training mode returns to it."""
+    training = G.training
+    G.eval()
+    images = G.sample(t.num_samples, t.seed, labels, t.num_samples)
+    G.train(training)
+    return make_grid(images, nrow)
 
 
 def epoch_sheet(G, real: tuple[np.ndarray, torch.Tensor], epoch: int, epochs: int) -> np.ndarray:
