@@ -87,7 +87,8 @@ def test_data_functions_describe_prepare_and_explain_downloads(tmp_path, monkeyp
                                scope="data")
     info = sagan.describe_data(cfg)
     # without a preset, the data fields of the paper preset, which `sagan train --data` uses too
-    assert (info["images"], info["shape"], info["classes"]) == (5, (3, 64, 64), 0) and "image-net.org" in info["homepage"]
+    assert (info["images"], info["shape"], info["classes"]) == (5, (3, 64, 64), 0)
+    assert "image-net.org" in info["homepage"]
     cache = sagan.prepare_data(cfg, tmp_path / "images.npy", progress=False)
     assert cache.path == tmp_path / "images.npy" and len(cache) == 5
     assert sagan.download_data("celeba").startswith("celeba: get it from ")  # read from files, not downloaded

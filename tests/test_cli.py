@@ -138,7 +138,7 @@ def test_empty_image_folder_and_bad_checkpoint(tmp_path, capsys):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
     assert main(["generate", "--checkpoint", str(bad), "--out", str(tmp_path / "out")]) == 2
-    assert "is not a readable sagan checkpoint" in error_line(capsys)
+    assert "bad.pt is truncated or not a sagan checkpoint" in error_line(capsys)
 
 
 def test_the_console_entry_point_reports_errors_without_traceback():

@@ -252,7 +252,8 @@ def test_folder_labels_train_a_conditional_model(tmp_path, monkeypatch, capsys):
         for i in range(4):
             solid(COLORS[k + i % 2], (36, 36)).save(tmp_path / "images" / f"class{k}" / f"{i}.png")
     args = ["train", "--preset", "demo", "--data", str(tmp_path / "images"), "--out", str(tmp_path / "run"),
-            "--steps", "1", "--no-progress", "--set", "data.labels=folders", "--set", "model.num_classes=2", "--set", "data.workers=0"]
+            "--steps", "1", "--no-progress", "--set", "data.labels=folders", "--set", "model.num_classes=2",
+            "--set", "data.workers=0"]
     for key, value in [("model.g_channels", 8), ("model.d_channels", 8), ("model.z_dim", 8),
                        ("train.batch_size", 4), ("train.num_samples", 4), ("train.device", "cpu")]:
         args += ["--set", f"{key}={value}"]

@@ -5,6 +5,8 @@ Every command of the `sagan` CLI is one call here: `resolve_config`, `train`, `g
 with `.sample()`.
 """
 
+__version__ = "0.1.0"  # first: checkpoints record it
+
 from .api import (
     TrainResult,
     bench,
@@ -21,8 +23,6 @@ from .api import (
 from .checkpoints import load_generator
 from .config import Config, preset
 from .errors import UserError
-
-__version__ = "0.1.0"
 
 __all__ = ["Config", "TrainResult", "UserError", "__version__", "bench", "describe_data", "download_data", "evaluate",
            "generate", "load_generator", "prepare_data", "preset", "report", "resolve_config", "train", "visualize"]

@@ -5,13 +5,16 @@ The one module that writes and reads them; it depends only on the config and the
 
 import io
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from . import __version__
 from .config import from_dict
+from .config.fields import VERSION
 from .errors import MissingPathError, UserError
 from .files import atomic_write_bytes
 from .models import Generator, build_discriminator, build_generator
@@ -38,7 +41,7 @@ def save(run_dir: Path, state: dict, keep: int) -> Path:
     """Write `state` as `checkpoints/step-XXXXXXX.pt` and `checkpoints/latest.pt`, keeping the newest `keep`
     step files. Both files are complete or absent, never half-written."""
     folder = checkpoint_dir(run_dir)
-    data = serialize(state)
+    data = serialize(state | {"sagan_version": __version__})
     path = folder / f"{step_name(state['step'])}.pt"
     atomic_write_bytes(path, data)
     atomic_write_bytes(folder / LATEST, data)
@@ -47,17 +50,22 @@ def save(run_dir: Path, state: dict, keep: int) -> Path:
     return path
 
 
-def resolve(path: str | Path) -> Path:
-    """A checkpoint file from a run directory (its latest checkpoint) or a file path."""
+def candidates(path: str | Path) -> list[Path]:
+    """The checkpoint files to try for a run directory (latest.pt, then the step files, newest first) or a file."""
     path = Path(path)
     if path.is_dir():
-        latest = checkpoint_dir(path) / LATEST
-        if not latest.is_file():
+        folder = checkpoint_dir(path)
+        found = [folder / LATEST] * (folder / LATEST).is_file() + sorted(folder.glob("step-*.pt"), reverse=True)
+        if not found:
             raise MissingPathError(f"{path} has no checkpoints/{LATEST}: not a run directory with a checkpoint")
-        return latest
+        return found
     if not path.is_file():
         raise MissingPathError(f"checkpoint {path} does not exist")
-    return path
+    return [path]
+
+
+class FallbackWarning(UserWarning):
+    """A run's latest checkpoint was unreadable and an older one is used."""
 
 
 def run_dir(path: str | Path) -> Path:
@@ -70,14 +78,42 @@ def run_dir(path: str | Path) -> Path:
 
 def load(path: str | Path, device: str | torch.device = "cpu") -> dict:
     """Read a checkpoint safely (tensors and plain Python types only). Memory-mapped, so reading only its config
-    costs little."""
-    path = resolve(path)
+    costs little. For a run directory whose latest.pt is unreadable (say, truncated by a full disk), the newest
+    readable step-*.pt, with a FallbackWarning."""
+    return load_newest(path, device)[0]
+
+
+def load_newest(path: str | Path, device: str | torch.device = "cpu") -> tuple[dict, Path]:
+    """`load`, and the file it read."""
+    first_error = None
+    for file in candidates(path):
+        try:
+            state = _read(file, device)
+        except UserError as e:
+            first_error = first_error or e
+            continue
+        if first_error:
+            warnings.warn(f"{first_error}; using {file}, the newest readable checkpoint", FallbackWarning,
+                          stacklevel=3)
+        return state, file
+    raise first_error
+
+
+def _read(path: Path, device: str | torch.device) -> dict:
+    unreadable = UserError(f"{path} is truncated or not a sagan checkpoint")
     try:
         state = torch.load(path, map_location=device, weights_only=True, mmap=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError) as e:
-        raise UserError(f"{path} is not a readable sagan checkpoint ({str(e).splitlines()[0]})") from None
+    except pickle.UnpicklingError as e:  # weights_only refuses anything that could run code on load
+        raise UserError(f"{path} is not a sagan checkpoint: it holds objects other than tensors and plain "
+                        f"values ({str(e).splitlines()[0][:120]})") from None
+    except (zipfile.BadZipFile, RuntimeError, EOFError, OSError, ValueError):
+        raise unreadable from None
     if not isinstance(state, dict) or "config" not in state or "generator_ema" not in state:
-        raise UserError(f"{path} is not a sagan checkpoint (no config / generator_ema entries)")
+        raise unreadable
+    if state["config"].get("version", 1) > VERSION:
+        raise UserError(f"{path} was written by a newer sagan (config version {state['config']['version']}, "
+                        f"{state.get('sagan_version', 'unknown')}); this one reads up to version {VERSION}: "
+                        f"upgrade sagan")
     return state
 
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from . import api, checkpoints, data
 from . import config as config_mod
-from .errors import ConfigError, UserError
+from .errors import ConfigError, RunError, UserError
 from .metrics.evaluate import BACKBONES, METRICS
 
 # Flags that set one config field each (argparse dest -> config key); a flag left out keeps the preset's value.
@@ -45,6 +45,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as e:
         print(f"sagan: error: {e}", file=sys.stderr)
         return 2
+    except RunError as e:  # a run stopped: diverged, a write failed, a signal (its checkpoint written)
+        print(f"sagan: {e}", file=sys.stderr)
+        return e.status
     except KeyboardInterrupt:
         print("sagan: interrupted", file=sys.stderr)
         return 130

@@ -33,3 +33,22 @@ def require_positive(**values: int) -> None:
     for name, value in values.items():
         if value <= 0:
             raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {value}")
+
+
+class RunError(Exception):
+    """A training run that stopped on its own account (its losses diverged, a write failed mid-run), with its last
+    good checkpoint intact: the CLI prints the message as one line and exits with `status`."""
+
+    status = 1
+
+
+class NonFiniteError(RunError):
+    """The losses or weights of a run became NaN or infinite."""
+
+
+class Interrupted(RunError):
+    """A run stopped by a signal (SIGINT, SIGTERM) after writing a checkpoint; exit status 128 + its number."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.status = 128 + signum

@@ -29,9 +29,29 @@ def atomic_writer(path: str | os.PathLike) -> Iterator[BinaryIO]:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+        _fsync_folder(path.parent)  # the rename itself survives a power cut only once its folder is on disk
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.filename is None:  # a failed write names no file: name the one it was for
+            raise OSError(e.errno, e.strerror or str(e), str(path)) from e
         raise
+
+
+def remove_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files `atomic_writer` left in `folder` when its process was killed mid-write (call it
+    only where no other process writes); returns them."""
+    found = sorted(Path(folder).glob(".*.tmp")) if Path(folder).is_dir() else []
+    for path in found:
+        path.unlink(missing_ok=True)
+    return found
+
+
+def _fsync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

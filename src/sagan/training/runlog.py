@@ -4,22 +4,29 @@ averaged over the processes and only rank 0 writes."""
 
 import json
 import logging
+import math
 import time
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
+from ..files import atomic_write_text
 from . import distributed
 
 
 class RunLog:
-    def __init__(self, run_dir: Path):
+    def __init__(self, run_dir: Path, drop_after: int | None = None):
+        """`drop_after`: the step a run starts from (a resumed run's checkpoint, else 0); the records past it,
+        written after that checkpoint by a process that was killed, are dropped, so no step is recorded twice."""
         self.metrics_path = run_dir / "metrics.jsonl"
         self.logger = logging.getLogger(f"sagan.run.{run_dir.resolve()}")
         self.logger.setLevel(logging.INFO)
         self.logger.propagate = False
         self.writes = distributed.is_main()
+        if self.writes and drop_after is not None and self.metrics_path.is_file():
+            kept = [line for line in self.metrics_path.read_text().splitlines() if _step(line) <= drop_after]
+            atomic_write_text(self.metrics_path, "".join(line + "\n" for line in kept))
         self.handler = logging.FileHandler(run_dir / "train.log") if self.writes else logging.NullHandler()
         self.handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
         self.logger.addHandler(self.handler)
@@ -62,7 +69,7 @@ class RunLog:
 
     def write(self, record: dict[str, float]) -> None:
         """Append one record (with its "step") to metrics.jsonl, train.log and TensorBoard (rank 0 only)."""
-        if self.writes:
+        if self.writes:  # one line per write, flushed: a killed run leaves whole lines, at most one cut short
             with open(self.metrics_path, "a") as f:
                 f.write(json.dumps(record) + "\n")
         self.info(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
@@ -76,6 +83,14 @@ class RunLog:
         self.handler.close()
         if self.tensorboard is not None:
             self.tensorboard.close()
+
+
+def _step(line: str) -> float:
+    """The step of a metrics.jsonl line; infinity for a line cut short by a killed process, so it is dropped."""
+    try:
+        return json.loads(line)["step"]
+    except (ValueError, KeyError, TypeError):
+        return math.inf
 
 
 class Sums:

@@ -2,6 +2,8 @@
 checkpoint."""
 
 import contextlib
+import math
+import signal
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -12,8 +14,8 @@ from tqdm import tqdm
 
 from .. import checkpoints, data
 from ..config import Config, DataConfig, TrainConfig, dataset_options, to_dict, to_yaml, validate
-from ..errors import ConfigError, DataError, UserError
-from ..files import atomic_write_text
+from ..errors import ConfigError, DataError, Interrupted, NonFiniteError, RunError, UserError
+from ..files import atomic_write_text, remove_temporaries
 from ..images import make_grid, save_png
 from ..optim import run_epochs, run_steps
 from ..runtime import capture_rng, check_amp, restore_rng, seed_everything, tune_backends
@@ -22,7 +24,9 @@ from . import distributed
 from .batches import batch_loader
 from .evaluation import PeriodicEvaluation
 from .gan import GANTraining
+from .lock import run_lock, writable
 from .runlog import RunLog, Sums
+from .signals import stop_on_signals
 
 
 def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool = True,
@@ -31,16 +35,22 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
     `run_dir`'s latest checkpoint. `on_checkpoint` is called with each checkpoint's path once it is written. Returns
     the last record written to metrics.jsonl ({} when a resumed run is already at its end). Under torchrun
     (`distributed.process_group`) every process calls it: each trains on its share of every batch, rank 0 writes
-    the run directory."""
+    the run directory, holding its lock (one writer per run). SIGINT / SIGTERM stop it at the end of a step with a
+    checkpoint (`errors.Interrupted`); diverged losses stop it before one (`errors.NonFiniteError`)."""
     validate(cfg)
-    t, run_dir = cfg.train, Path(run_dir)
+    run_dir = Path(run_dir)
+    with run_lock(run_dir) if distributed.is_main() else contextlib.nullcontext():
+        if not resume and (checkpoints.checkpoint_dir(run_dir) / checkpoints.LATEST).exists():
+            raise UserError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or pick another "
+                            f"--out")
+        return _train(cfg, run_dir, resume, progress, on_checkpoint)
+
+
+def _train(cfg: Config, run_dir: Path, resume: bool, progress: bool, on_checkpoint) -> dict:
+    t = cfg.train
     device = distributed.local_device(t.device)
     check_amp(t.amp, device)
     tune_backends(device)
-    if run_dir.exists() and not run_dir.is_dir():
-        raise UserError(f"run directory {run_dir} exists and is not a folder")
-    if not resume and (checkpoints.checkpoint_dir(run_dir) / checkpoints.LATEST).exists():
-        raise UserError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or pick another --out")
 
     # Load the training set.
     dataset = load_training_set(cfg, progress)
@@ -57,9 +67,9 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
     # Build the networks and optimisers; seeded, so the recorded config reproduces the run.
     seed_everything(t.seed)
     gan = GANTraining(cfg, device, batches_per_epoch, total_steps)
-    step, batches_seen, rank_rng, epoch_sums = 0, 0, None, Sums()
+    step, batches_seen, rank_rng, epoch_sums, last_checkpoint = 0, 0, None, Sums(), None
     if resume:
-        state = checkpoints.load(run_dir, device)
+        state, last_checkpoint = checkpoints.load_newest(run_dir, device)
         if state["step"] >= total_steps:
             return {}
         gan.load_state_dict(state)
@@ -75,14 +85,19 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
     # Prepare the run directory.
     main = distributed.is_main()
     if main:
-        (run_dir / "samples").mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run_dir / "config.yaml", to_yaml(cfg))
-    log = RunLog(run_dir)
+        with writable(run_dir):
+            for folder in (run_dir, checkpoints.checkpoint_dir(run_dir), run_dir / "samples"):
+                remove_temporaries(folder)  # left by a process killed mid-write; this one holds the lock
+            (run_dir / "samples").mkdir(exist_ok=True)
+            atomic_write_text(run_dir / "config.yaml", to_yaml(cfg))
+    log = RunLog(run_dir, drop_after=step)  # records of a killed process past the checkpoint go
     log.epoch = epoch_sums
     processes = f" x {distributed.world_size()} processes" if distributed.world_size() > 1 else ""
     log.info(f"{'resumed at step ' + str(step) if resume else 'started'}: preset {cfg.preset or '(none)'}, "
              f"{dataset.description}, device {device}"
              f"{processes}, G {_millions(gan.G)}M / D {_millions(gan.D)}M parameters")
+    if resume and last_checkpoint.name != checkpoints.LATEST:
+        log.info(f"resumed from {last_checkpoint}: {checkpoints.LATEST} is unreadable")
     for reason in getattr(dataset, "skipped", {}).values():
         log.info(f"left out of the dataset: {reason}")
     if evaluation is not None:
@@ -98,6 +113,8 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
     record: dict = {}
 
     def save_checkpoint() -> Path | None:
+        nonlocal last_checkpoint
+        check_finite(step, gan, log, last_checkpoint)  # never checkpoint a diverged state
         distributed.check_in_sync({"G": gan.G, "D": gan.D, "G_ema": gan.G_ema})
         # The epoch's sums so far, averaged over the processes, so a resumed run's epoch means are exact.
         epoch = {"sums": {k: distributed.average(v) for k, v in log.epoch.sums.items()}, "count": log.epoch.count}
@@ -106,64 +123,96 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
         state["rng"]["data_batches"] = batches_seen
         if distributed.world_size() > 1:  # the other processes' latent streams, for an exact resume
             state["rank_rng"] = distributed.all_gather_object(capture_rng())[1:]
-        return checkpoints.save(run_dir, state, t.keep_checkpoints) if main else None
+        if main:
+            last_checkpoint = checkpoints.save(run_dir, state, t.keep_checkpoints)
+            log.info(f"checkpoint {last_checkpoint}")
+            if on_checkpoint is not None:
+                on_checkpoint(last_checkpoint)
+        return last_checkpoint
 
-    try:
-        while step < total_steps:
-            # Update D on n_dis batches of real images; its statistics are the mean over those steps.
-            d_stats = []
-            for _ in range(t.n_dis):
-                images, labels = next(batches)
-                batches_seen += 1
-                d_stats.append(gan.d_step(*gan.prepare(images, labels)))
-            stats = {key: torch.stack([s[key] for s in d_stats]).mean() for key in d_stats[0]}
+    with stop_on_signals() as stop:
+        try:
+            while step < total_steps:
+                # Update D on n_dis batches of real images; its statistics are the mean over those steps.
+                d_stats = []
+                for _ in range(t.n_dis):
+                    images, labels = next(batches)
+                    batches_seen += 1
+                    d_stats.append(gan.d_step(*gan.prepare(images, labels)))
+                stats = {key: torch.stack([s[key] for s in d_stats]).mean() for key in d_stats[0]}
 
-            # Update G, its moving average and the learning rates.
-            stats |= gan.g_step(local_batch)
-            step += 1
-            gan.update_ema(step)
-            gan.step_schedules()
-            log.accumulate(stats)
-            bar.update()
+                # Update G, its moving average and the learning rates.
+                stats |= gan.g_step(local_batch)
+                step += 1
+                gan.update_ema(step)
+                gan.step_schedules()
+                log.accumulate(stats)
+                bar.update()
 
-            # Log the epoch that ended, the log interval, write samples, checkpoint.
-            if epoch := epoch_ended(batches_seen, t.n_dis, batches_per_epoch):
-                log.end_epoch(step, epoch, epochs)
-                if main and t.epoch_sheets:
-                    sheet = epoch_sheet(gan.G_ema, real, epoch, epochs)
-                    save_png(sheet, run_dir / "samples" / f"epoch-{epoch:04d}.png")
-            last = step == total_steps
-            if step % t.log_every == 0 or last:
-                gammas = gan.gammas()
-                record = log.flush(step, {
-                    "epoch": batches_seen / batches_per_epoch,
-                    "kimg": batches_seen * t.batch_size / 1000,
-                    "lr_g": gan.opt_g.param_groups[0]["lr"],
-                    "lr_d": gan.opt_d.param_groups[0]["lr"],
-                } | {f"gamma/{name}": value for name, value in gammas.items()})
-                bar.set_postfix_str(f"D {record['d_loss']:.3f} G {record['g_loss']:.3f} "
-                                    + " ".join(f"γ{name} {value:+.3f}" for name, value in gammas.items()))
-            if main and (step % t.sample_every == 0 or last):
-                path = run_dir / "samples" / f"{checkpoints.step_name(step)}.png"
-                save_png(sample_grid(gan.G_ema, t, sample_labels, nrow), path)
-                if t.sample_raw:
-                    save_png(sample_grid(gan.G, t, sample_labels, nrow), path.parent / "raw" / path.name)
-            if evaluation is not None and (last or cfg.eval.every and step % cfg.eval.every == 0):
-                evaluation(step, gan.G_ema, log, {"generator_ema": gan.G_ema.state_dict(), "step": step,
-                                                  "config": to_dict(cfg)})
-            if step % t.checkpoint_every == 0 or last:
-                path = save_checkpoint()
-                if main:
-                    log.info(f"checkpoint {path}")
-                    if on_checkpoint is not None:
-                        on_checkpoint(path)
-    except KeyboardInterrupt:
-        log.info(f"interrupted at step {step}; resume from the last checkpoint with: sagan train --resume {run_dir}")
-        raise
-    finally:
-        bar.close()
-        log.close()
+                # Log the epoch that ended, the log interval, write samples, checkpoint.
+                if epoch := epoch_ended(batches_seen, t.n_dis, batches_per_epoch):
+                    log.end_epoch(step, epoch, epochs)
+                    if main and t.epoch_sheets:
+                        sheet = epoch_sheet(gan.G_ema, real, epoch, epochs)
+                        save_png(sheet, run_dir / "samples" / f"epoch-{epoch:04d}.png")
+                last = step == total_steps
+                if step % t.log_every == 0 or last:
+                    gammas = gan.gammas()
+                    record = log.flush(step, {
+                        "epoch": batches_seen / batches_per_epoch,
+                        "kimg": batches_seen * t.batch_size / 1000,
+                        "lr_g": gan.opt_g.param_groups[0]["lr"],
+                        "lr_d": gan.opt_d.param_groups[0]["lr"],
+                    } | {f"gamma/{name}": value for name, value in gammas.items()})
+                    check_finite(step, gan, log, last_checkpoint, record)
+                    bar.set_postfix_str(f"D {record['d_loss']:.3f} G {record['g_loss']:.3f} "
+                                        + " ".join(f"γ{name} {value:+.3f}" for name, value in gammas.items()))
+                if main and (step % t.sample_every == 0 or last):
+                    path = run_dir / "samples" / f"{checkpoints.step_name(step)}.png"
+                    save_png(sample_grid(gan.G_ema, t, sample_labels, nrow), path)
+                    if t.sample_raw:
+                        save_png(sample_grid(gan.G, t, sample_labels, nrow), path.parent / "raw" / path.name)
+                if evaluation is not None and (last or cfg.eval.every and step % cfg.eval.every == 0):
+                    evaluation(step, gan.G_ema, log, {"generator_ema": gan.G_ema.state_dict(), "step": step,
+                                                      "config": to_dict(cfg)})
+                saved = step % t.checkpoint_every == 0 or last
+                if saved:
+                    save_checkpoint()
+
+                # A signal asked to stop: this step is done; checkpoint it and exit.
+                if (signum := stop.agreed()) and not last:
+                    path = last_checkpoint if saved else save_checkpoint()
+                    message = (f"interrupted at step {step} by {signal.Signals(signum).name}; checkpoint {path}; "
+                               f"resume with: sagan train --resume {run_dir}")
+                    log.info(message)
+                    raise Interrupted(message, signum)
+        except OSError as e:  # a write failed mid-run: a full disk, a folder gone read-only
+            raise RunError(f"{e.filename or 'a file'}: {e.strerror or e} at step {step}; the last good checkpoint "
+                           f"is {last_checkpoint or 'not written yet'}; resume with: sagan train --resume "
+                           f"{run_dir}") from None
+        finally:
+            bar.close()
+            log.close()
     return record
+
+
+def check_finite(step: int, gan: GANTraining, log: RunLog, last_checkpoint: Path | None, record: dict | None = None):
+    """Stop a diverged run before it is checkpointed: the logged `record`'s values, or (with none) the statistics
+    since the last log line and the weights of G and D, must be finite."""
+    if record is not None:
+        bad = [key for key, value in record.items() if isinstance(value, float) and not math.isfinite(value)]
+    else:
+        sums = log.interval.sums
+        bad = [key for key, value in sums.items() if not torch.isfinite(value).all()]
+        bad += [name for name, net in (("G's weights", gan.G), ("D's weights", gan.D))
+                if not all(torch.isfinite(p).all() for p in net.parameters())]
+    if bad:
+        message = (f"step {step}: {', '.join(bad)} not finite (nan or inf): training diverged and stopped before "
+                   f"checkpointing it; the last good checkpoint is {last_checkpoint or 'not written yet'}. Try lower "
+                   f"learning rates (train.lr_d, train.lr_g), train.amp=none, or other penalties (train.gp_weight, "
+                   f"train.r1_weight, train.clip_grad_norm)")
+        log.info(message)
+        raise NonFiniteError(message)
 
 
 def load_training_set(cfg: Config, progress: bool = True):
