@@ -7,8 +7,9 @@ it each time, and check what survives. Each run is a fresh `sagan train` process
 Every other kill waits for a checkpoint's temporary file to appear and kills then; the others kill after a random
 time, up to --max-wait seconds after the start (startup included). After each kill it counts the checkpoint files
 that do not load (must be 0) and the lines of metrics.jsonl that do not parse, other than a last line cut short
-(must be 0), and the steps lost (logged but not checkpointed). Then it resumes (or starts afresh where no checkpoint was written yet); a resume that fails on its own ends the
-benchmark with an error, one killed before it read its checkpoint is counted as not started. At the end the run is
+(must be 0), and the steps lost (logged but not checkpointed). Then it resumes (or starts afresh where no
+checkpoint was written yet); a resume that fails on its own ends the benchmark with an error, one killed before it
+read its checkpoint is counted as not started. At the end the run is
 finished and its weights, optimiser states and EMA are compared with an uninterrupted run's, tensor by tensor
 (CPU: bit-exact). One JSON line per kill, then a summary line.
 """

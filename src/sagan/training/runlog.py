@@ -16,7 +16,7 @@ from . import distributed
 
 
 class RunLog:
-    def __init__(self, run_dir: Path, drop_after: int | None = None):
+    def __init__(self, run_dir: Path, drop_after: int = 0):
         """`drop_after`: the step a run starts from (a resumed run's checkpoint, else 0); the records past it,
         written after that checkpoint by a process that was killed, are dropped, so no step is recorded twice."""
         self.metrics_path = run_dir / "metrics.jsonl"
@@ -24,9 +24,11 @@ class RunLog:
         self.logger.setLevel(logging.INFO)
         self.logger.propagate = False
         self.writes = distributed.is_main()
-        if self.writes and drop_after is not None and self.metrics_path.is_file():
-            kept = [line for line in self.metrics_path.read_text().splitlines() if _step(line) <= drop_after]
-            atomic_write_text(self.metrics_path, "".join(line + "\n" for line in kept))
+        if self.writes and self.metrics_path.is_file():
+            lines = self.metrics_path.read_text().splitlines()
+            kept = [line for line in lines if _step(line) <= drop_after]
+            if len(kept) < len(lines):  # rewritten only when a killed process left records behind
+                atomic_write_text(self.metrics_path, "".join(line + "\n" for line in kept))
         self.handler = logging.FileHandler(run_dir / "train.log") if self.writes else logging.NullHandler()
         self.handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
         self.logger.addHandler(self.handler)
