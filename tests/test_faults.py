@@ -74,7 +74,7 @@ def test_under_torchrun_the_processes_stop_at_the_same_step(tmp_path):
 def test_a_second_signal_stops_at_once():
     request = StopRequest()
     request.handle(signal.SIGTERM, None)
-    assert request.agreed() == signal.SIGTERM
+    assert request.agreed() == (signal.SIGTERM, False)
     with pytest.raises(Interrupted, match="SIGTERM again") as raised:
         request.handle(signal.SIGTERM, None)
     assert raised.value.status == 143

@@ -285,3 +285,18 @@ def test_ema_samples_show_what_a_short_run_trained(tmp_path, rampup, closer_to):
     distance = {name: (samples["ema"] - samples[name]).abs().mean().item() for name in ("raw", "initial")}
     other = "initial" if closer_to == "raw" else "raw"
     assert distance[closer_to] < distance[other], distance
+
+
+def test_a_time_budget_ends_the_run_as_its_last_step_and_holds_across_resumes(tmp_path):
+    cfg = tiny_config(**{"train.steps": 100_000, "train.max_minutes": 0.02, "train.sample_every": 100_000,
+                         "train.checkpoint_every": 100_000, "train.log_every": 100_000})
+    record = train(cfg, tmp_path, progress=False)
+    state = load(tmp_path / "checkpoints" / "latest.pt")
+    step = state["step"]
+    assert 0 < step < 100_000 and record["step"] == step  # the final record, checkpoint and samples of that step
+    assert state["train_seconds"] >= 1.2 and record["minutes"] >= 0.02
+    assert (tmp_path / "samples" / f"step-{step:07d}.png").is_file()
+    assert f"time budget of 0.02 minutes reached at step {step}" in (tmp_path / "train.log").read_text()
+    assert train(cfg, tmp_path, resume=True, progress=False) == {}  # the budget is spent: nothing to train
+    cfg.train.max_minutes = 0.04
+    assert train(cfg, tmp_path, resume=True, progress=False)["step"] > step

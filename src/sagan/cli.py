@@ -15,6 +15,7 @@ from .metrics.evaluate import BACKBONES, METRICS
 # Flags that set one config field each (argparse dest -> config key); a flag left out keeps the preset's value.
 CONFIG_FLAGS = {
     "steps": "train.steps",
+    "max_minutes": "train.max_minutes",
     "batch_size": "train.batch_size",
     "seed": "train.seed",
     "device": "train.device",
@@ -76,6 +77,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--data-root", help="dataset folder")
     p.add_argument("--out", help="run directory (default runs/PRESET-TIMESTAMP)")
     p.add_argument("--steps", type=int, help="total generator steps of the run")
+    p.add_argument("--max-minutes", type=float, help="stop the run after this much training time, its resumes "
+                   "included, as at its last step (train.max_minutes)")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--resolution", type=int, help="image size: 32, 64, 128 or 256")
     p.add_argument("--seed", type=int)
@@ -271,7 +274,7 @@ def run_train(args: argparse.Namespace) -> int:
     if not result.main:
         return 0
     if not result.record:
-        print(f"sagan: {result.run_dir} is already at step {result.step}; pass --steps N above it to train further")
+        print(f"sagan: {result.run_dir} is already at step {result.step}; raise --steps (or --max-minutes) to train further")
         return 0
     r = result.record
     print(f"sagan: step {r['step']}: D loss {r['d_loss']:.3f}, G loss {r['g_loss']:.3f}; samples in "

@@ -63,6 +63,9 @@ class TrainConfig:
     # config layer (preset, file, flags, --set) that sets one clears the other.
     steps: int = resumable(200_000)
     epochs: int = resumable(0)
+    # a wall-clock budget of the training loop, its resumes included (0 = none); reached, the run ends as at its
+    # last step: samples, evaluation, checkpoint
+    max_minutes: float = resumable(0.0)
     batch_size: int = 64
     loss: str = "hinge"  # GAN loss (losses.LOSSES): hinge (the paper) | bce (non-saturating) | wgan-gp
     # gradient-penalty weight on D, any loss (0 = off); unset: the loss's default (losses.LOSSES), 10 for wgan-gp

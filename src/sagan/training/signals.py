@@ -25,14 +25,15 @@ class StopRequest:
             raise Interrupted(f"{signal.Signals(signum).name} again: stopped at once, without a checkpoint", signum)
         self.signum = signum
 
-    def agreed(self) -> int:
-        """The signal any process got (0: none). Under torchrun every process learns it at the same step, by a
-        one-number all-reduce on a CPU (gloo) group, so they stop together without waiting for the GPU."""
+    def agreed(self, out_of_time: bool = False) -> tuple[int, bool]:
+        """The signal any process got (0: none), and whether any process's clock passed the run's time budget.
+        Under torchrun every process learns both at the same step, by a two-number all-reduce on a CPU (gloo)
+        group, so they stop together without waiting for the GPU."""
         if self.group is None:
-            return self.signum
-        flag = torch.tensor([self.signum])
-        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX, group=self.group)
-        return int(flag)
+            return self.signum, out_of_time
+        flags = torch.tensor([self.signum, int(out_of_time)])
+        torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MAX, group=self.group)
+        return int(flags[0]), bool(flags[1])
 
 
 @contextlib.contextmanager

@@ -4,6 +4,7 @@ checkpoint."""
 import contextlib
 import math
 import signal
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -67,10 +68,11 @@ def _train(cfg: Config, run_dir: Path, resume: bool, progress: bool, on_checkpoi
     # Build the networks and optimisers; seeded, so the recorded config reproduces the run.
     seed_everything(t.seed)
     gan = GANTraining(cfg, device, batches_per_epoch, total_steps)
-    step, batches_seen, rank_rng, epoch_sums, last_checkpoint = 0, 0, None, Sums(), None
+    step, batches_seen, rank_rng, epoch_sums, last_checkpoint, seconds = 0, 0, None, Sums(), None, 0.0
     if resume:
         state, last_checkpoint = checkpoints.load_newest(run_dir, device)
-        if state["step"] >= total_steps:
+        seconds = state.get("train_seconds", 0.0)
+        if state["step"] >= total_steps or out_of_time(t, seconds):
             return {}
         gan.load_state_dict(state)
         epoch_sums = Sums(**state.get("epoch_sums", {}))
@@ -119,7 +121,8 @@ def _train(cfg: Config, run_dir: Path, resume: bool, progress: bool, on_checkpoi
         # The epoch's sums so far, averaged over the processes, so a resumed run's epoch means are exact.
         epoch = {"sums": {k: distributed.average(v) for k, v in log.epoch.sums.items()}, "count": log.epoch.count}
         state = gan.state_dict() | {"step": step, "config": to_dict(cfg), "rng": capture_rng(),
-                                    "threads": torch.get_num_threads(), "epoch_sums": epoch}
+                                    "threads": torch.get_num_threads(), "epoch_sums": epoch,
+                                    "train_seconds": clock()}
         state["rng"]["data_batches"] = batches_seen
         if distributed.world_size() > 1:  # the other processes' latent streams, for an exact resume
             state["rank_rng"] = distributed.all_gather_object(capture_rng())[1:]
@@ -130,9 +133,12 @@ def _train(cfg: Config, run_dir: Path, resume: bool, progress: bool, on_checkpoi
                 on_checkpoint(last_checkpoint)
         return last_checkpoint
 
+    started = time.monotonic() - seconds
+    clock = lambda: time.monotonic() - started  # seconds of training, the earlier processes' included
     with stop_on_signals() as stop:
+        last = False  # the run's last step: at its steps (or epochs), or at its time budget
         try:
-            while step < total_steps:
+            while not last:
                 # Update D on n_dis batches of real images; its statistics are the mean over those steps.
                 d_stats = []
                 for _ in range(t.n_dis):
@@ -148,6 +154,9 @@ def _train(cfg: Config, run_dir: Path, resume: bool, progress: bool, on_checkpoi
                 gan.step_schedules()
                 log.accumulate(stats)
                 bar.update()
+                signum, timed_out = stop.agreed(out_of_time(t, clock()))
+                if timed_out:
+                    log.info(f"time budget of {t.max_minutes:g} minutes reached at step {step} of {total_steps}")
 
                 # Log the epoch that ended, the log interval, write samples, checkpoint.
                 if epoch := epoch_ended(batches_seen, t.n_dis, batches_per_epoch):
@@ -155,7 +164,7 @@ def _train(cfg: Config, run_dir: Path, resume: bool, progress: bool, on_checkpoi
                     if main and t.epoch_sheets:
                         sheet = epoch_sheet(gan.G_ema, real, epoch, epochs)
                         save_png(sheet, run_dir / "samples" / f"epoch-{epoch:04d}.png")
-                last = step == total_steps
+                last = step == total_steps or timed_out
                 if step % t.log_every == 0 or last:
                     gammas = gan.gammas()
                     record = log.flush(step, {
@@ -163,6 +172,7 @@ def _train(cfg: Config, run_dir: Path, resume: bool, progress: bool, on_checkpoi
                         "kimg": batches_seen * t.batch_size / 1000,
                         "lr_g": gan.opt_g.param_groups[0]["lr"],
                         "lr_d": gan.opt_d.param_groups[0]["lr"],
+                        "minutes": clock() / 60,
                     } | {f"gamma/{name}": value for name, value in gammas.items()})
                     check_finite(step, gan, log, last_checkpoint, record)
                     bar.set_postfix_str(f"D {record['d_loss']:.3f} G {record['g_loss']:.3f} "
@@ -180,7 +190,7 @@ def _train(cfg: Config, run_dir: Path, resume: bool, progress: bool, on_checkpoi
                     save_checkpoint()
 
                 # A signal asked to stop: this step is done; checkpoint it and exit.
-                if (signum := stop.agreed()) and not last:
+                if signum and not last:
                     path = last_checkpoint if saved else save_checkpoint()
                     message = (f"interrupted at step {step} by {signal.Signals(signum).name}; checkpoint {path}; "
                                f"resume with: sagan train --resume {run_dir}")
@@ -194,6 +204,10 @@ def _train(cfg: Config, run_dir: Path, resume: bool, progress: bool, on_checkpoi
             bar.close()
             log.close()
     return record
+
+
+def out_of_time(t: TrainConfig, seconds: float) -> bool:
+    return t.max_minutes > 0 and seconds >= t.max_minutes * 60
 
 
 def check_finite(step: int, gan: GANTraining, log: RunLog, last_checkpoint: Path | None, record: dict | None = None):
