@@ -15,7 +15,9 @@ def resumable(default: Any) -> Any:
 
 @dataclass
 class ModelConfig:
-    arch: str = "resnet"  # backbone (models.BACKBONES): resnet (the paper's nets) | dcgan (the popular PyTorch SAGAN's)
+    # backbone (models.BACKBONES): resnet (the SAGAN paper's nets) | dcgan (the popular PyTorch SAGAN's) |
+    # dcgan-radford (DCGAN's) | resnet-wgan-gp | resnet-sngan (those papers' CIFAR-10 ResNets)
+    arch: str = "resnet"
     z_dim: int = 128  # latent size
     g_channels: int = 64  # generator width: channels of its highest-resolution feature map
     d_channels: int = 64  # discriminator width: channels of its highest-resolution feature map
@@ -25,7 +27,7 @@ class ModelConfig:
     g_spectral_norm: bool = True  # spectral norm on generator layers
     d_spectral_norm: bool = True  # spectral norm on discriminator layers
     num_classes: int = 0  # > 0: conditional BN in G and a projection discriminator
-    init: str = "orthogonal"  # weight init (models.INITS)
+    init: str = "orthogonal"  # weight init (models.INITS): orthogonal | xavier | normal (N(0, 0.02), DCGAN's)
 
 
 @dataclass

@@ -69,7 +69,40 @@ PRESETS: dict[str, dict[str, Any]] = {
         "train": {"steps": 10_000, "batch_size": 64, "lr_g": 2e-4, "log_every": 50, "sample_every": 500,
                   "checkpoint_every": 2000},
     },
+    # The baselines: each paper's networks and recipe on any --data, at its reference resolution unless
+    # --resolution says otherwise (the README's preset table says where they differ from the papers).
+    "dcgan": {
+        "description": "DCGAN (Radford et al. 2015): its networks at figure 1's widths (BN in G and in D but its "
+                       "first layer, LeakyReLU 0.2, 5x5 kernels, N(0, 0.02) weights), BCE, Adam 2e-4 betas 0.5 / "
+                       "0.999, batch 128; no spectral norm, attention or EMA; 64x64",
+        "model": {"arch": "dcgan-radford", "z_dim": 100, "g_channels": 128, "d_channels": 128, "g_attention": [],
+                  "d_attention": [], "g_spectral_norm": False, "d_spectral_norm": False, "init": "normal"},
+        "data": {"resolution": 64},
+        "train": {"steps": 100_000, "batch_size": 128, "loss": "bce", "lr_g": 2e-4, "lr_d": 2e-4, "beta1": 0.5,
+                  "beta2": 0.999, "ema_decay": 0.0},
+    },
+    "wgan-gp": {
+        "description": "WGAN-GP (Gulrajani et al. 2017): its CIFAR-10 ResNet (128 wide, no normalisation in D), "
+                       "Wasserstein loss + gradient penalty 10, 5 D steps per G step, Adam 1e-4 betas 0 / 0.9 (its "
+                       "algorithm 1); no spectral norm, attention or EMA; 32x32",
+        "model": {"arch": "resnet-wgan-gp", "g_channels": 128, "d_channels": 128, "g_attention": [],
+                  "d_attention": [], "g_spectral_norm": False, "d_spectral_norm": False, "init": "xavier"},
+        "data": {"resolution": 32},
+        "train": {"steps": 100_000, "batch_size": 64, "loss": "wgan-gp", "n_dis": 5, "lr_g": 1e-4, "lr_d": 1e-4,
+                  "beta1": 0.0, "beta2": 0.9, "ema_decay": 0.0},
+    },
+    "sngan": {
+        "description": "SNGAN (Miyato et al. 2018): its CIFAR-10 ResNet (G 256 wide, D 128) with spectral norm in D "
+                       "only, hinge loss, 5 D steps per G step, Adam 2e-4 betas 0 / 0.9 decayed linearly to 0; no "
+                       "attention or EMA; 32x32",
+        "model": {"arch": "resnet-sngan", "g_channels": 256, "d_channels": 128, "g_attention": [], "d_attention": [],
+                  "g_spectral_norm": False, "d_spectral_norm": True, "init": "xavier"},
+        "data": {"resolution": 32},
+        "train": {"steps": 50_000, "batch_size": 64, "loss": "hinge", "n_dis": 5, "lr_g": 2e-4, "lr_d": 2e-4,
+                  "beta1": 0.0, "beta2": 0.9, "lr_schedule": "linear", "ema_decay": 0.0},
+    },
 }
+
 
 def preset(name: str) -> Config:
     """The config of a named preset."""

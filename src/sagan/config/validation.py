@@ -79,8 +79,8 @@ def validate(cfg: Config, scope: str = "run") -> None:
         given = f"data.labels={d.labels}" if d.labels != "none" else f"data.attribute={d.attribute}"
         raise ConfigError(f"{given} labels the images, but model.num_classes is 0; set model.num_classes to use them")
     backbone = BACKBONES[m.arch]
-    for key, net in (("model.g_attention", backbone.generator), ("model.d_attention", backbone.discriminator)):
-        available = net.attention_resolutions(d.resolution)
+    for key, net in (("model.g_attention", "generator"), ("model.d_attention", "discriminator")):
+        available = backbone.attention_resolutions(net, d.resolution)
         bad = sorted(set(get_value(cfg, key)) - set(available))
         if bad:
             raise ConfigError(f"{key}: {bad} not a feature resolution of the {m.arch} network at "
@@ -119,8 +119,7 @@ RANGES = [
       "train.log_every", "train.sample_every", "train.checkpoint_every", "train.num_samples", "train.lr_g",
       "train.lr_d", "eval.num_samples", "eval.batch_size"], lambda v: v > 0, "must be positive"),
     (["model.num_classes", "data.crop", "data.workers", "train.steps", "train.epochs", "train.max_minutes",
-      "train.keep_checkpoints",
-      "train.ema_start", "train.ema_rampup", "train.gp_weight", "train.r1_weight", "train.clip_grad_norm",
+      "train.keep_checkpoints", "train.ema_start", "train.ema_rampup", "train.gp_weight", "train.r1_weight", "train.clip_grad_norm",
       "train.clip_grad_value", "train.weight_decay", "eval.every", "eval.reference_samples"],
      lambda v: v >= 0, "must not be negative"),
     (["train.beta1", "train.beta2", "train.ema_decay"], lambda v: 0 <= v < 1, "must be in [0, 1)"),

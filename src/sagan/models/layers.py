@@ -7,8 +7,9 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 INITS = {
-    "orthogonal": nn.init.orthogonal_,
-    "xavier": nn.init.xavier_uniform_,
+    "orthogonal": nn.init.orthogonal_,  # the SAGAN code's
+    "xavier": nn.init.xavier_uniform_,  # Glorot uniform, as the WGAN-GP and SNGAN code's shortcuts and linear layers
+    "normal": lambda w: nn.init.normal_(w, 0.0, 0.02),  # DCGAN's N(0, 0.02)
 }
 
 
@@ -28,8 +29,11 @@ class LayerFactory:
         return self._finish(nn.Conv2d(in_ch, out_ch, kernel, stride, padding, bias=bias), sn)
 
     def conv_transpose(self, in_ch: int, out_ch: int, kernel: int, stride: int = 1, padding: int = 0,
-                       sn: bool | None = None) -> nn.Module:
-        return self._finish(nn.ConvTranspose2d(in_ch, out_ch, kernel, stride, padding), sn)
+                       bias: bool = True, sn: bool | None = None) -> nn.Module:
+        # An odd kernel with padding (k - 1) / 2 needs one row of output padding to double the map exactly.
+        output_padding = stride - 1 if kernel % 2 else 0
+        return self._finish(nn.ConvTranspose2d(in_ch, out_ch, kernel, stride, padding, output_padding, bias=bias),
+                            sn)
 
     def linear(self, in_features: int, out_features: int, sn: bool | None = None) -> nn.Module:
         return self._finish(nn.Linear(in_features, out_features), sn)

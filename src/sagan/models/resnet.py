@@ -1,13 +1,23 @@
-"""ResNet SAGAN nets of the paper and its released code (128x128: G 1024@4 -> up-blocks 1024@8, 512@16, 256@32,
-attention, 128@64, 64@128 -> BN-ReLU-conv3x3-tanh; D: optimized block 64@64, 128@32, attention, 256@16, 512@8,
-1024@4, a 1024@4 block without downsampling, ReLU, global sum pool, linear).
+"""ResNet GAN nets, in three designs (DESIGNS) that share their blocks:
 
-Other resolutions keep the rule behind those widths: `width * min(16, resolution / r)` channels at feature resolution
-r in G and `width * min(16, resolution / 2r)` in D, so 64x64 and 32x32 nets are the 128x128 ones without their
-highest-resolution blocks, scaled down."""
+- `sagan`, the SAGAN paper's and its released code's (128x128: G 1024@4 -> up-blocks 1024@8, 512@16, 256@32,
+  attention, 128@64, 64@128 -> BN-ReLU-conv3x3-tanh; D: optimized block 64@64, 128@32, attention, 256@16, 512@8,
+  1024@4, a 1024@4 block without downsampling, ReLU, global sum pool, linear). Other resolutions keep the rule
+  behind those widths: `width * min(16, resolution / r)` channels at feature resolution r in G and
+  `width * min(16, resolution / 2r)` in D, so 64x64 and 32x32 nets are the 128x128 ones without their
+  highest-resolution blocks, scaled down.
+- `wgan-gp`, Gulrajani et al.'s CIFAR-10 ResNet (arXiv 1704.00028 and its gan_cifar_resnet.py): `width`
+  channels everywhere; G: linear to 4x4, up-blocks to the resolution; D: optimized block, down-blocks to 8x8, two
+  blocks without downsampling, ReLU, global mean pool, linear. No normalisation in D.
+- `sngan`, Miyato et al.'s CIFAR-10 ResNet (arXiv 1802.05957 and its released code): the same nets with a global sum pool (their
+  G is 256 wide, their D 128).
+
+At 32x32 the last two are their papers' nets; other resolutions add or remove one block per octave at the same
+width."""
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -15,6 +25,20 @@ from torch import nn
 
 from .base import Generator, Network, check_attention
 from .layers import BatchNorm, LayerFactory
+
+
+@dataclass(frozen=True)
+class Design:
+    """What differs between the ResNets of SAGAN, WGAN-GP and SNGAN."""
+
+    widening: bool  # widths grow towards low resolutions (width * min(16, ...)); false: `width` everywhere
+    d_lowest: int  # D downsamples to this feature resolution ...
+    d_plain_blocks: int  # ... then runs this many blocks without downsampling
+    d_pool: str  # sum | mean: D's global pooling before its linear layer
+
+
+DESIGNS = {"sagan": Design(True, 4, 1, "sum"), "wgan-gp": Design(False, 8, 2, "mean"),
+           "sngan": Design(False, 8, 2, "sum")}
 
 
 class GBlock(nn.Module):
@@ -61,19 +85,19 @@ class DBlock(nn.Module):
 
 class ResNetGenerator(Generator):
     @staticmethod
-    def attention_resolutions(resolution: int) -> list[int]:
+    def attention_resolutions(resolution: int, design: str = "sagan") -> list[int]:
         """The feature resolutions that attention may follow."""
         return [2**i for i in range(3, int(math.log2(resolution)) + 1)]
 
     def __init__(self, resolution: int, channels: int = 3, z_dim: int = 128, width: int = 64,
                  attention: Sequence[int] = (32,), attention_form: str = "paper", spectral_norm: bool = True,
-                 num_classes: int = 0, init: str = "orthogonal"):
+                 num_classes: int = 0, init: str = "orthogonal", design: str = "sagan"):
         super().__init__(resolution, channels, z_dim, num_classes)
-        check_attention(attention, self.attention_resolutions(resolution), "resnet generator")
-        layers = LayerFactory(spectral_norm, init)
+        check_attention(attention, self.attention_resolutions(resolution, design), "resnet generator")
+        layers, widening = LayerFactory(spectral_norm, init), DESIGNS[design].widening
 
         def widths(r: int) -> int:
-            return width * min(16, resolution // r)
+            return width * min(16, resolution // r) if widening else width
 
         self.linear = layers.linear(z_dim, 4 * 4 * widths(4))
         res = 4
@@ -94,33 +118,36 @@ class ResNetDiscriminator(Network):
     """Conditional: adds the projection term <embed(y), sum-pooled features> (Miyato & Koyama 2018)."""
 
     @staticmethod
-    def attention_resolutions(resolution: int) -> list[int]:
+    def attention_resolutions(resolution: int, design: str = "sagan") -> list[int]:
         """The feature resolutions that attention may follow."""
-        return [2**i for i in range(2, int(math.log2(resolution)))]
+        return [2**i for i in range(int(math.log2(DESIGNS[design].d_lowest)), int(math.log2(resolution)))]
 
     def __init__(self, resolution: int, channels: int = 3, width: int = 64, attention: Sequence[int] = (32,),
                  attention_form: str = "paper", spectral_norm: bool = True, num_classes: int = 0,
-                 init: str = "orthogonal"):
+                 init: str = "orthogonal", design: str = "sagan"):
         super().__init__()
-        check_attention(attention, self.attention_resolutions(resolution), "resnet discriminator")
-        layers = LayerFactory(spectral_norm, init)
+        check_attention(attention, self.attention_resolutions(resolution, design), "resnet discriminator")
+        layers, d = LayerFactory(spectral_norm, init), DESIGNS[design]
+        self.pool = d.d_pool
 
         def widths(r: int) -> int:
-            return width * min(16, resolution // (2 * r))
+            return width * min(16, resolution // (2 * r)) if d.widening else width
 
         res = resolution // 2
         self.add_block(f"block{res}", DBlock(channels, widths(res), layers, optimized=True))
         self.add_attention(res, widths(res), attention, attention_form, spectral_norm, init)
-        while res > 4:
+        while res > d.d_lowest:
             res //= 2
             self.add_block(f"block{res}", DBlock(widths(res * 2), widths(res), layers))
             self.add_attention(res, widths(res), attention, attention_form, spectral_norm, init)
-        self.add_block("block4b", DBlock(widths(4), widths(4), layers, downsample=False))
-        self.linear = layers.linear(widths(4), 1)
-        self.embed = layers.embedding(num_classes, widths(4)) if num_classes else None
+        for i in range(d.d_plain_blocks):
+            self.add_block(f"block{res}{'bcdefg'[i]}", DBlock(widths(res), widths(res), layers, downsample=False))
+        self.linear = layers.linear(widths(res), 1)
+        self.embed = layers.embedding(num_classes, widths(res)) if num_classes else None
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        h = F.relu(self.run_blocks(x, y)).sum(dim=(2, 3))
+        h = F.relu(self.run_blocks(x, y))
+        h = h.sum(dim=(2, 3)) if self.pool == "sum" else h.mean(dim=(2, 3))
         out = self.linear(h).flatten()
         if self.embed is not None:
             out = out + (self.embed(y) * h).sum(dim=1)

@@ -46,6 +46,7 @@ class GANTraining:
         if self.channels_last:
             self.G, self.D = (net.to(memory_format=torch.channels_last) for net in (self.G, self.D))
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        self.d_batch_norm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.D.modules())
         if t.compile:
             # In place, so parameter names (and checkpoints) stay those of the plain modules; shapes are static
             # (D sees 2n images in the D step and n in the G step: two graphs, no dynamic-shape guards).
@@ -91,10 +92,14 @@ class GANTraining:
             else:
                 with torch.no_grad():
                     fake, y_fake = self._generate(self.G, n)
-            # Real and fake go through D as one batch: one forward, one spectral-norm power iteration.
-            y = None if y_real is None else torch.cat([y_real, y_fake])
-            logits = self.D_train(torch.cat([real, fake]), y).float()
-        d_real, d_fake = logits[:n], logits[n:]
+            if self.d_batch_norm:
+                # Batch norm in D (DCGAN's): real and fake batches each normalised by their own statistics.
+                d_real, d_fake = self.D_train(real, y_real).float(), self.D_train(fake, y_fake).float()
+            else:
+                # Real and fake go through D as one batch: one forward, one spectral-norm power iteration.
+                y = None if y_real is None else torch.cat([y_real, y_fake])
+                logits = self.D_train(torch.cat([real, fake]), y).float()
+                d_real, d_fake = logits[:n], logits[n:]
         loss = self.d_loss_fn(d_real, d_fake)
         stats = {"d_loss": loss.detach(), "d_real": d_real.detach().mean(), "d_fake": d_fake.detach().mean()}
         if self.gp_weight > 0:
