@@ -9,8 +9,8 @@
 - `wgan-gp`, Gulrajani et al.'s CIFAR-10 ResNet (arXiv 1704.00028 and its gan_cifar_resnet.py): `width`
   channels everywhere; G: linear to 4x4, up-blocks to the resolution; D: optimized block, down-blocks to 8x8, two
   blocks without downsampling, ReLU, global mean pool, linear. No normalisation in D.
-- `sngan`, Miyato et al.'s CIFAR-10 ResNet (arXiv 1802.05957 and its released code): the same nets with a global sum pool (their
-  G is 256 wide, their D 128).
+- `sngan`, Miyato et al.'s CIFAR-10 ResNet (arXiv 1802.05957 and its released code): the same nets with a global
+  sum pool (their G is 256 wide, their D 128).
 
 At 32x32 the last two are their papers' nets; other resolutions add or remove one block per octave at the same
 width."""
