@@ -1,6 +1,8 @@
 """Shared test helpers."""
 
+import contextlib
 import io
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,48 @@ needs_shared_data = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs .
 # The CUDA variants of the tests run where a GPU is visible (the lent GPU machine); CI and this CPU machine skip them.
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 DEVICES = ["cpu", pytest.param("cuda", marks=needs_cuda)]
+
+# Pages opened in headless Chromium through playwright, where both are installed.
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+try:
+    import playwright.sync_api  # noqa: F401
+    HAVE_PLAYWRIGHT = True
+except ImportError:
+    HAVE_PLAYWRIGHT = False
+
+
+def needs_browser(test):
+    marks = (pytest.mark.browser,
+             pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (apt-get install chromium)"),
+             pytest.mark.skipif(not HAVE_PLAYWRIGHT, reason="needs the playwright package (the test extra)"))
+    for mark in marks:
+        test = mark(test)
+    return test
+
+
+@contextlib.contextmanager
+def browser_page(path: Path, width: int = 1200, height: int = 1000):
+    """The page at `path` loaded in headless Chromium, with `.requests` (every URL it asked for) and `.errors`
+    (script errors) recorded; `.broken_images()` lists the images that did not load."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        try:
+            page = browser.new_page(viewport={"width": width, "height": height})
+            page.requests, page.errors = [], []
+            page.on("request", lambda request: page.requests.append(request.url))
+            page.on("pageerror", lambda error: page.errors.append(str(error)))
+            page.broken_images = lambda: page.evaluate("""() => [...document.images]
+                .filter(img => !(img.complete && img.naturalWidth > 0)).map(img => img.alt || img.src.slice(0, 40))""")
+            page.goto(path.resolve().as_uri())
+            page.wait_for_load_state("load")
+            yield page
+        finally:
+            browser.close()
+
 
 # `sagan train` arguments of a run that takes a few seconds on the CPU.
 TINY = ["--steps", "2", "--batch-size", "8", "--device", "cpu", "--no-progress", "--set", "model.g_channels=16",

@@ -1,6 +1,7 @@
 """The baseline presets (dcgan, wgan-gp, sngan): their papers' layers, init and parameter counts, and their training."""
 
 import copy
+import itertools
 
 import pytest
 import torch
@@ -39,9 +40,9 @@ def test_dcgan_has_figure_1s_layers_and_parameter_count():
     # 512, 256, 128 and 3 channels; BN after every layer but the output (a bias before BN is redundant).
     widths = [1024, 512, 256, 128]
     g = 100 * 1024 * 16 + sum(2 * w for w in widths)
-    g += sum(conv(a, b, 5, bias=False) for a, b in zip(widths, widths[1:])) + conv(128, 3, 5)
+    g += sum(conv(a, b, 5, bias=False) for a, b in itertools.pairwise(widths)) + conv(128, 3, 5)
     # D mirrors it: 5x5 stride-2 convs 3 -> 128 -> 256 -> 512 -> 1024, BN but on the first, then 4x4x1024 -> 1.
-    d = conv(3, 128, 5) + sum(conv(a, b, 5, bias=False) + 2 * b for a, b in zip(widths[::-1], widths[::-1][1:]))
+    d = conv(3, 128, 5) + sum(conv(a, b, 5, bias=False) + 2 * b for a, b in itertools.pairwise(widths[::-1]))
     d += conv(1024, 1, 4)
     assert (n_params(G), n_params(D)) == (g, d)
     assert [m.out_channels for m in modules(G, nn.ConvTranspose2d)] == widths + [3]

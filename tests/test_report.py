@@ -8,17 +8,10 @@ import shutil
 import sys
 
 import pytest
-from conftest import tiny_config
+from conftest import browser_page, needs_browser, tiny_config
 
 from sagan.cli import main
 from sagan.viz.report import write_report
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-try:
-    import playwright.sync_api  # noqa: F401
-    HAVE_PLAYWRIGHT = True
-except ImportError:
-    HAVE_PLAYWRIGHT = False
 
 
 @pytest.fixture(scope="module")
@@ -49,17 +42,22 @@ def test_report_is_offline_and_its_files_exist(run):
     layers = data["explorer"]["layers"]
     assert [layer["name"] for layer in layers] == ["G attn16", "D attn8"]
     assert layers[0]["keys"] == [8, 8] and layers[0]["grid"] == [16, 16]  # official form: pooled keys
-    assert len(srcs) >= 4 + 2 * 4 + 5  # thumbnails, a sprite per layer and image, colour bar, curves
+    assert len(srcs) >= 4 + 2 * 4 + 1  # thumbnails, a sprite per layer and image, colour bar
     for heading in ("Attention explorer", "Samples during training", "Curves", "Latest metrics", "Config"):
         assert f"<h2>{heading}</h2>" in page
     assert "<th>d_loss</th>" in page and "attention: official" in page
 
 
-def test_report_without_matplotlib_says_why_curves_are_missing(run, monkeypatch):
+def test_report_draws_its_curves_without_matplotlib(run, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     page = write_report(run).read_text()
-    assert "Curves not drawn: training curves need matplotlib: pip install &#x27;sagan[viz]&#x27;" in page
-    assert 'class="curve"' not in page
+    charts = re.findall(r'<figure class="curve"><svg .*?</svg></figure>', page, re.DOTALL)
+    titles = [re.search(r'aria-label="([^"]*)"', c)[1] for c in charts]
+    assert [t.split(" · ")[0] for t in titles][:3] == ["Losses", "Discriminator outputs (batch mean logits)",
+                                                        "Attention gamma (weight of each attention branch)"]
+    losses = charts[0]
+    assert "<polyline" in losses and ">D loss</text>" in losses and ">G loss</text>" in losses
+    assert ">generator step</text>" in losses
 
 
 TINY = ["--steps", "2", "--batch-size", "8", "--device", "cpu", "--no-progress", "--set", "model.g_channels=16",
@@ -90,13 +88,13 @@ def test_refreshing_the_report_keeps_resume_exact(tmp_path):
 
 
 def test_a_failing_report_refresh_is_a_warning(run, capsys, monkeypatch):
-    from sagan import api
+    from sagan.viz import report
 
     def broken(run_dir):
         raise RuntimeError("no room")
 
-    monkeypatch.setattr(api, "report", broken)
-    api._report_refresher(run)(run / "checkpoints" / "latest.pt")
+    monkeypatch.setattr(report, "write_report", broken)
+    report.refresher(run)(run / "checkpoints" / "latest.pt")
     assert capsys.readouterr().err == "sagan: warning: report not refreshed: RuntimeError: no room\n"
 
 
@@ -106,52 +104,35 @@ def test_report_command_prints_the_page(run, capsys):
     assert main(["report", str(run.parent / "missing")]) == 2
 
 
-@pytest.mark.browser
-@pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (apt-get install chromium)")
-@pytest.mark.skipif(not HAVE_PLAYWRIGHT, reason="needs the playwright package (the test extra)")
+@needs_browser
 def test_report_in_a_browser(run, tmp_path):
-    from playwright.sync_api import sync_playwright
+    with browser_page(write_report(run)) as page:
+        assert page.broken_images() == []
+        assert page.evaluate("document.images.length") >= 13
+        # The SVG curves are laid out: each has a size on the page.
+        sizes = page.evaluate("() => [...document.querySelectorAll('.curve svg')].map(s => s.getBBox().width)")
+        assert len(sizes) >= 3 and min(sizes) > 100
+        assert all(url.startswith(("file:", "data:")) for url in page.requests)
 
-    path = write_report(run)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
-        try:
-            page = browser.new_page(viewport={"width": 1200, "height": 1000})
-            requests = []
-            page.on("request", lambda request: requests.append(request.url))
-            errors = []
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            page.goto(path.resolve().as_uri())
-            page.wait_for_load_state("load")
-            broken = page.evaluate("""() => [...document.images]
-                .filter(img => !(img.complete && img.naturalWidth > 0)).map(img => img.alt || img.src.slice(0, 40))""")
-            assert broken == []
-            assert page.evaluate("document.images.length") >= 15
-            assert all(url.startswith(("file:", "data:")) for url in requests)
+        canvas = page.locator("#map-canvas")
+        before = canvas.evaluate("c => c.toDataURL()")
+        caption = page.inner_text("#map-caption")
+        box = page.locator("#query-canvas").bounding_box()
+        page.mouse.move(box["x"] + box["width"] - 3, box["y"] + box["height"] - 3)  # hover: the bottom-right query
+        assert "feature position (15, 15) of 16x16" in page.inner_text("#map-caption")
+        page.mouse.click(box["x"] + 3, box["y"] + 3)  # click: the top-left query, pinned
+        assert canvas.evaluate("c => c.toDataURL()") != before
+        assert page.inner_text("#map-caption") != caption and "(pinned" in page.inner_text("#map-caption")
+        assert "feature position (0, 0) of 16x16" in page.inner_text("#map-caption")
 
-            canvas = page.locator("#map-canvas")
-            before = canvas.evaluate("c => c.toDataURL()")
-            caption = page.inner_text("#map-caption")
-            box = page.locator("#query-canvas").bounding_box()
-            page.mouse.move(box["x"] + box["width"] - 3, box["y"] + box["height"] - 3)  # hover: the bottom-right query
-            assert "feature position (15, 15) of 16x16" in page.inner_text("#map-caption")
-            page.mouse.click(box["x"] + 3, box["y"] + 3)  # click: the top-left query, pinned
-            assert canvas.evaluate("c => c.toDataURL()") != before
-            assert page.inner_text("#map-caption") != caption and "(pinned" in page.inner_text("#map-caption")
-            assert "feature position (0, 0) of 16x16" in page.inner_text("#map-caption")
+        page.select_option("#layer", "1")  # the discriminator's layer
+        assert page.inner_text("#map-caption").startswith("D attn8")
 
-            page.select_option("#layer", "1")  # the discriminator's layer
-            assert page.inner_text("#map-caption").startswith("D attn8")
-
-            page.locator("#step-slider").fill("0")
-            assert page.get_attribute("#progress-image", "src") == "samples/step-0000002.png"
-            assert page.evaluate("document.getElementById('progress-image').complete")
-            assert errors == []
-            page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
-        finally:
-            browser.close()
+        page.locator("#step-slider").fill("0")
+        assert page.get_attribute("#progress-image", "src") == "samples/step-0000002.png"
+        assert page.evaluate("document.getElementById('progress-image').complete")
+        assert page.errors == []
+        page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
     assert (tmp_path / "report.png").stat().st_size > 10_000
     if os.environ.get("SAGAN_SCREENSHOT"):  # to look at the page: SAGAN_SCREENSHOT=report.png pytest -m browser
         shutil.copy(tmp_path / "report.png", os.environ["SAGAN_SCREENSHOT"])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,8 +21,8 @@ from .files import atomic_write_bytes
 from .images import save_png
 from .runtime import resolve_device
 
-__all__ = ["EVALUATION_FIELDS", "TrainResult", "bench", "describe_data", "download_data", "evaluate", "generate",
-           "prepare_data", "report", "resolve_config", "train", "visualize"]
+__all__ = ["EVALUATION_FIELDS", "TrainResult", "bench", "compare", "describe_data", "download_data", "evaluate",
+           "generate", "load_comparison", "prepare_data", "report", "resolve_config", "train", "visualize"]
 
 
 def resolve_config(preset: str | None = None, file: str | Path | None = None,
@@ -51,12 +50,13 @@ def train(config: Config | str = "demo", out: str | Path | None = None, *, resum
     torchrun every process calls it and trains its share; rank 0 writes the run directory and refreshes its report."""
     from .training import distributed
     from .training.trainer import train as train_loop
+    from .viz.report import refresher
 
     cfg = resolve_config(config) if isinstance(config, str) else config
     if resume and out is None:
         raise ConfigError("resume: name the run directory to continue (out)")
     run_dir = Path(out if out is not None else f"runs/{cfg.preset or 'run'}-{time.strftime('%Y%m%d-%H%M%S')}")
-    on_checkpoint = _report_refresher(run_dir) if cfg.train.report else None
+    on_checkpoint = refresher(run_dir) if cfg.train.report else None
     with distributed.process_group(cfg.train.device):
         record = train_loop(cfg, run_dir, resume=resume, progress=progress, on_checkpoint=on_checkpoint)
         main = distributed.is_main()
@@ -116,6 +116,27 @@ def bench(config: Config | str = "dcgan64", steps: int = 10, warmup: int = 3, co
                        peak_tflops=peak_tflops, breakdown=breakdown)
 
 
+def load_comparison(spec: str | Path | dict, *, overrides: Mapping[str, Any] | None = None,
+                    seeds: Sequence[int] | None = None, budget: Mapping[str, float] | None = None):
+    """The runs of a comparison spec (a YAML file, a packaged spec name or a mapping), every config validated;
+    `overrides` ({config key: value}) apply to every run last, `seeds` and `budget` replace the spec's."""
+    from .experiments import load
+
+    return load(spec, overrides=dict(overrides or {}), seeds=list(seeds) if seeds is not None else None,
+                budget=dict(budget) if budget else None)
+
+
+def compare(spec, out: str | Path, *, progress: bool = True, log=print, **options) -> Path:
+    """`sagan compare`: train and evaluate every run of `spec` (a loaded spec, or anything `load_comparison` takes,
+    with its `options`) under `out`, resuming what an earlier call left, then write OUT/results.csv, results.md and
+    index.html; returns the page."""
+    from .experiments import Spec
+    from .experiments import compare as run_comparison
+
+    spec = spec if isinstance(spec, Spec) else load_comparison(spec, **options)
+    return run_comparison(spec, out, progress=progress, log=log)
+
+
 def download_data(name: str, root: str | Path | None = None, mirrors: Sequence[str] = (),
                   progress: bool = True) -> str:
     """Fetch dataset `name` into `root` and check its MD5s; returns the description of what `root` now holds. For a
@@ -157,13 +178,3 @@ def prepare_data(config: Config, out: str | Path | None = None, progress: bool =
     target = str(out) if out is not None else ("auto" if d.cache == "off" else d.cache)
     return data.cached(dataset, config_mod.dataset_options(d), target, workers=d.workers, strict=d.strict,
                        progress=progress)
-
-
-def _report_refresher(run_dir: Path):
-    """Rewrites RUN/report.html after each checkpoint; a failure is a warning, never the end of training."""
-    def refresh(checkpoint_path: Path) -> None:
-        try:
-            report(run_dir)
-        except Exception as e:  # noqa: BLE001 - the report is a convenience, training goes on
-            print(f"sagan: warning: report not refreshed: {type(e).__name__}: {e}", file=sys.stderr)
-    return refresh

@@ -226,7 +226,32 @@ def build_parser() -> ArgumentParser:
 
     p = commands.add_parser("presets", help="list the presets")
     p.set_defaults(run=run_presets)
+
+    from .experiments import packaged
+    p = commands.add_parser("compare", help="train variants x seeds under one protocol; write the table and a page")
+    p.add_argument("spec", metavar="SPEC", help=f"a spec YAML file, or a packaged spec: {', '.join(packaged())}")
+    p.add_argument("--out", required=True, metavar="DIR", help="the comparison's folder (a second call resumes it)")
+    p.add_argument("--data", help="dataset name or image folder for every run (replaces the spec's)")
+    p.add_argument("--data-root", metavar="DIR", help="the dataset folder for every run")
+    p.add_argument("--device", help="auto | cpu | cuda | cuda:N for every run")
+    p.add_argument("--seeds", type=_integers, metavar="LIST", help="seeds instead of the spec's, e.g. 0,1,2")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--steps", type=int, help="G steps per run instead of the spec's budget")
+    budget.add_argument("--epochs", type=int, help="epochs per run instead of the spec's budget")
+    p.add_argument("--max-minutes", type=float, metavar="M", help="minutes of training per run (with or without "
+                   "--steps / --epochs) instead of the spec's budget")
+    _set_argument(p, "any config field for every run, e.g. --set eval.num_samples=2000")
+    p.add_argument("--dry-run", action="store_true", help="check every run's config, list the runs and exit")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    p.set_defaults(run=run_compare)
     return parser
+
+
+def _integers(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.replace(",", " ").split()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers like 0,1,2, got '{text}'") from None
 
 
 def _set_argument(p: ArgumentParser, example: str) -> None:
@@ -274,7 +299,8 @@ def run_train(args: argparse.Namespace) -> int:
     if not result.main:
         return 0
     if not result.record:
-        print(f"sagan: {result.run_dir} is already at step {result.step}; raise --steps (or --max-minutes) to train further")
+        print(f"sagan: {result.run_dir} is already at step {result.step}; raise --steps (or --max-minutes) to train "
+              "further")
         return 0
     r = result.record
     print(f"sagan: step {r['step']}: D loss {r['d_loss']:.3f}, G loss {r['g_loss']:.3f}; samples in "
@@ -358,6 +384,27 @@ def run_data_prepare(args: argparse.Namespace) -> int:
     use = f"--set data.cache={cache.path}" if args.out else "data.cache=auto (the default)"
     print(f"sagan: {cache.path} {state}: {len(cache)} images of {d.resolution}x{d.resolution}x{d.channels}, "
           f"{cache.path.stat().st_size / 1e6:.1f} MB; sagan train with the same data options reads it with {use}")
+    return 0
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    overrides = dict(config_mod.data_flags(args.data)) if args.data else {}
+    overrides |= {key: value for key, value in (("data.root", args.data_root), ("train.device", args.device))
+                  if value is not None}
+    overrides |= dict(config_mod.parse_assignment(a) for a in args.set)
+    budget = {key: value for key, value in (("steps", args.steps), ("epochs", args.epochs),
+                                            ("minutes", args.max_minutes)) if value is not None}
+    spec = api.load_comparison(args.spec, overrides=overrides, seeds=args.seeds, budget=budget or None)
+    if args.dry_run:
+        print(f"{spec.name}: {len(spec.variants)} variants x {len(spec.seeds)} seeds = {len(spec.runs)} runs, "
+              f"budget {spec.source['budget']}, each config valid")
+        for run in spec.runs:
+            m = run.config.model
+            print(f"  {args.out}/runs/{run.name}: preset {run.config.preset}, {m.arch}, attention G {m.g_attention} "
+                  f"D {m.d_attention}")
+        return 0
+    page = api.compare(spec, args.out, progress=not args.no_progress, log=lambda line: print(f"sagan: {line}"))
+    print(f"sagan: wrote {page.parent / 'results.md'}, {page.parent / 'results.csv'} and {page}")
     return 0
 
 

@@ -45,6 +45,7 @@ __all__ = [
     "ModelConfig",
     "TrainConfig",
     "check_environment",
+    "check_resumable",
     "data_flags",
     "dataset_options",
     "from_dict",
@@ -97,7 +98,7 @@ def resolve(preset_name: str | None = None, file: str | Path | None = None, flag
     validate(cfg, scope)
     _settle(cfg)
     if resume is not None:
-        _check_resumable(_settle(from_dict(resume)), cfg)
+        check_resumable(_settle(from_dict(resume)), cfg)
     check_environment(cfg, scope)
     return cfg
 
@@ -121,11 +122,12 @@ def _fields():
             yield from ((f"{section.name}.{f.name}", f) for f in dataclasses.fields(hints[section.name]))
 
 
-def _check_resumable(recorded: Config, cfg: Config) -> None:
+def check_resumable(recorded: Config, cfg: Config, source: str = "--resume") -> None:
+    """Refuse `cfg` as the continuation of a run that recorded `recorded` if a field but the resumable ones differs."""
     allowed = resumable_keys()
     for key, _ in _fields():
         if get_value(cfg, key) != get_value(recorded, key) and key not in allowed:
-            raise ConfigError(f"--resume: {key} may not change (the run has {get_value(recorded, key)!r}, given "
+            raise ConfigError(f"{source}: {key} may not change (the run has {get_value(recorded, key)!r}, given "
                               f"{get_value(cfg, key)!r}); only {', '.join(allowed)} may")
 
 

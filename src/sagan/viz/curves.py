@@ -1,4 +1,5 @@
-"""Training curves from `RUN/metrics.jsonl` as PNG figures (matplotlib's Agg renderer; the optional `viz` extra)."""
+"""Training curves from `RUN/metrics.jsonl`: as inline SVG charts (the run report), or as PNG figures
+(`sagan visualize curves`, matplotlib's Agg renderer; the optional `viz` extra)."""
 
 import io
 import json
@@ -6,6 +7,7 @@ import math
 from pathlib import Path
 
 from ..errors import MissingExtraError, MissingPathError
+from . import svg
 
 # (figure name, title, y label, which keys, log-scale y); keys no figure claims get a figure each.
 FIGURES = [
@@ -58,6 +60,19 @@ def groups(records: list[dict]) -> list[tuple[str, str, str, list[str], bool]]:
     return out
 
 
+def points(records: list[dict], key: str) -> list[tuple[float, float]]:
+    """(step, value) of `key` in the records that hold a finite number for it."""
+    return [(r["step"], r[key]) for r in records if isinstance(r.get(key), (int, float))
+            and not isinstance(r[key], bool) and math.isfinite(r[key])]
+
+
+def charts(records: list[dict], title: str) -> dict[str, str]:
+    """The figures of `figures` as inline SVG, by the same names."""
+    return {name: svg.line_chart([svg.Series(label(key), points(records, key)) for key in keys],
+                                 f"{heading} · {title}", "generator step", ylabel, log_y=log)
+            for name, heading, ylabel, keys, log in groups(records)}
+
+
 def figures(records: list[dict], title: str) -> dict[str, bytes]:
     """PNG bytes of each figure by name (`losses`, `discriminator`, `gamma`, `learning-rate`, `speed`, and
     `metric-KEY` for any other key, `/` written `-`), each with the run `title`, labelled axes and a legend."""
@@ -71,12 +86,9 @@ def figures(records: list[dict], title: str) -> dict[str, bytes]:
         fig = Figure(figsize=(7, 4), dpi=100, layout="constrained")
         ax = fig.add_subplot()
         for key in keys:
-            points = [(r["step"], r[key]) for r in records if isinstance(r.get(key), (int, float))
-                      and math.isfinite(r[key])]
-            if points:
-                steps, values = zip(*points)
-                ax.plot(steps, values, label=label(key),
-                        marker="o" if len(points) < 20 else None, markersize=3)
+            if found := points(records, key):
+                steps, values = zip(*found)
+                ax.plot(steps, values, label=label(key), marker="o" if len(found) < 20 else None, markersize=3)
         if log and all(v > 0 for line in ax.get_lines() for v in line.get_ydata()):
             ax.set_yscale("log")
         ax.set_title(f"{heading}\n{title}", fontsize=11)

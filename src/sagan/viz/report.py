@@ -7,6 +7,7 @@ import html
 import io
 import json
 import re
+import sys
 import time
 from importlib import resources
 from pathlib import Path
@@ -17,7 +18,7 @@ from PIL import Image
 
 from .. import checkpoints
 from ..config import from_dict, to_yaml
-from ..errors import MissingExtraError, MissingPathError
+from ..errors import MissingPathError
 from ..files import atomic_write_text
 from . import attention, curves, layout
 
@@ -55,6 +56,17 @@ def write_report(run_dir: str | Path, num_images: int = 4, grid: int = 16, seed:
     path = run_dir / REPORT
     atomic_write_text(path, page)
     return path
+
+
+def refresher(run_dir: str | Path):
+    """A training run's `on_checkpoint`: rewrites RUN/report.html; a failure is a warning, never the end of
+    training."""
+    def refresh(checkpoint_path: Path) -> None:
+        try:
+            write_report(run_dir)
+        except Exception as e:  # noqa: BLE001 - the report is a convenience, training goes on
+            print(f"sagan: warning: report not refreshed: {type(e).__name__}: {e}", file=sys.stderr)
+    return refresh
 
 
 def explorer_data(G: torch.nn.Module, D: torch.nn.Module, num_images: int, grid: int,
@@ -140,11 +152,7 @@ def _progress_html(samples: list[dict]) -> str:
 def _curves_html(records: list[dict], title: str) -> str:
     if not records:
         return "<p class=note>No metrics.jsonl records yet.</p>"
-    try:
-        figures = curves.figures(records, title)
-    except MissingExtraError as e:
-        return f"<p class=note>Curves not drawn: {html.escape(str(e))}</p>"
-    return "".join(f'<img class="curve" src="{data_uri(png)}" alt="{name}">' for name, png in figures.items())
+    return "".join(f'<figure class="curve">{chart}</figure>' for chart in curves.charts(records, title).values())
 
 
 def _metrics_html(records: list[dict]) -> str:
