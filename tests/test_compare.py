@@ -123,6 +123,14 @@ def test_a_grid_names_its_variants_by_their_values():
     assert all(r.config.eval.at_end and r.config.eval.metrics == ["swd"] for r in loaded.runs)
 
 
+def test_base_and_variant_overrides_merge_key_by_key():
+    spec = SPEC | {"variants": {"v": {"model": {"g_attention": []}, "model.d_attention": []}},
+                   "overrides": {"train": {"lr_d": 3e-4}}}
+    cfg = load(spec, overrides={"train.lr_g": 5e-5}).runs[0].config
+    assert (cfg.model.g_channels, cfg.model.g_attention, cfg.model.d_attention) == (16, [], [])
+    assert (cfg.train.lr_g, cfg.train.lr_d, cfg.train.batch_size, cfg.train.steps) == (5e-5, 3e-4, 8, 20)
+
+
 @pytest.mark.parametrize("change,message", [
     ({"colour": 1}, "spec compare: unknown key(s) colour; a spec has"),
     ({"variants": {"a b": {}}}, "variant name 'a b' must be letters"),

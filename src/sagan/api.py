@@ -147,7 +147,8 @@ def download_data(name: str, root: str | Path | None = None, mirrors: Sequence[s
     if name not in download.SOURCES:
         raise ConfigError(f"{name} is not downloaded: it is read from files that come with sagan")
     if not download.SOURCES[name].files:
-        return download.instructions(name)
+        checked = download.check_published(name, root) if root is not None else []
+        return "\n".join([download.instructions(name), *checked])
     if root is None:
         raise ConfigError(f"--data-root: name the folder to download {name} into")
     download.download(name, root, tuple(mirrors) or None, progress=progress)

@@ -16,6 +16,7 @@ from .metrics.evaluate import BACKBONES, METRICS
 CONFIG_FLAGS = {
     "steps": "train.steps",
     "max_minutes": "train.max_minutes",
+    "init_from": "train.init_from",
     "batch_size": "train.batch_size",
     "seed": "train.seed",
     "device": "train.device",
@@ -79,6 +80,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--steps", type=int, help="total generator steps of the run")
     p.add_argument("--max-minutes", type=float, help="stop the run after this much training time, its resumes "
                    "included, as at its last step (train.max_minutes)")
+    p.add_argument("--init-from", metavar="RUN|CHECKPOINT", help="start from another run's G, D and EMA weights "
+                   "(new data or config allowed; fresh optimisers, step 0; train.init_from)")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--resolution", type=int, help="image size: 32, 64, 128 or 256")
     p.add_argument("--seed", type=int)

@@ -26,11 +26,12 @@ EVALUATION_FIELDS = ("step", "num_samples", "backbone", "precision", "generator"
 
 def held_out(d: DataConfig, split: str = "auto") -> DataConfig:
     """The data an evaluation of a run trained on `d` compares with: `split` of the same images, or with auto the
-    held-out test part where training used a train split that has one (data.test_fraction's, or the dataset's
-    official test split), else the training images themselves."""
+    held-out part where training used a train split that has one (data.test_fraction's test part, or the dataset's
+    official test split, else its val split), else the training images themselves."""
     if split == "auto":
-        has_test = d.test_fraction > 0 or "test" in data.DATASETS[d.name].splits
-        split = "test" if d.split == "train" and has_test else d.split
+        splits = ("test",) if d.test_fraction > 0 else data.DATASETS[d.name].splits
+        held = next((s for s in ("test", "val") if s in splits), None)
+        split = held if d.split == "train" and held else d.split
     return dataclasses.replace(d, split=split)
 
 

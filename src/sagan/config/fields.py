@@ -100,6 +100,11 @@ class TrainConfig:
     sync_bn: bool = False  # under torchrun on GPUs: G's batch norm uses statistics of the global batch
     device: str = resumable("auto")  # auto | cpu | cuda | cuda:N
     seed: int = 0
+    # a run directory or training checkpoint whose G, D and EMA weights this run starts from (fresh optimisers,
+    # step 0; tensors matched by name and shape, see training.transfer)
+    init_from: str = ""
+    freeze_g: int = 0  # G's first K blocks (entries of G.blocks) get no updates
+    freeze_d: int = 0  # D's first K blocks get no updates (FreezeD)
     log_every: int = resumable(100)  # steps between lines of metrics.jsonl
     sample_every: int = resumable(1000)  # steps between sample grids
     checkpoint_every: int = resumable(5000)  # steps between checkpoints
@@ -117,8 +122,9 @@ class EvalConfig:
     num_samples: int = 10_000  # generated images per evaluation
     metrics: list[str] = field(default_factory=lambda: ["fid"])  # names of metrics.evaluate.METRICS
     reference: str | None = None  # dataset name, image folder or stats .npz (none: the run's data, by eval.split)
-    # which part of the run's data: auto = the held-out test part when there is one (data.test_fraction's, or the
-    # dataset's official test split while training on train), else the training images; or a split name
+    # which part of the run's data: auto = the held-out part when there is one (data.test_fraction's test part, or
+    # the dataset's official test split, else its val split, while training on train), else the training images;
+    # or a split name
     split: str = "auto"
     reference_samples: int = 0  # real images for the reference statistics, a seeded random subset (0 = all)
     backbone: str = "inception"  # network for fid / kid (metrics.evaluate.BACKBONES)

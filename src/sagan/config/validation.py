@@ -13,7 +13,7 @@ from ..errors import ConfigError, MissingPathError
 from ..losses import LOSSES, gp_weight
 from ..metrics.evaluate import BACKBONES as EVAL_BACKBONES
 from ..metrics.evaluate import headlines, parse_metrics
-from ..models import BACKBONES, FORMS, INITS
+from ..models import BACKBONES, FORMS, INITS, build_discriminator, build_generator
 from ..optim import SCHEDULES
 from ..runtime import PRECISIONS
 from .fields import Config, EvalConfig
@@ -85,6 +85,13 @@ def validate(cfg: Config, scope: str = "run") -> None:
         if bad:
             raise ConfigError(f"{key}: {bad} not a feature resolution of the {m.arch} network at "
                               f"{d.resolution}x{d.resolution}; choose from {sorted(available)}")
+    for key, build in (("train.freeze_g", build_generator), ("train.freeze_d", build_discriminator)):
+        if get_value(cfg, key):  # the blocks are known once the network is built: build it, off the random stream
+            with torch.random.fork_rng(devices=[]):
+                blocks = list(build(m, d.resolution, d.channels).blocks)
+            if get_value(cfg, key) > len(blocks):
+                raise ConfigError(f"{key}: {get_value(cfg, key)} is more than the network's {len(blocks)} blocks "
+                                  f"({', '.join(blocks)})")
     defaults = Config()
     for key, applies, condition in CONDITIONAL:
         if not applies(cfg) and get_value(cfg, key) != get_value(defaults, key):
@@ -119,7 +126,7 @@ RANGES = [
       "train.log_every", "train.sample_every", "train.checkpoint_every", "train.num_samples", "train.lr_g",
       "train.lr_d", "eval.num_samples", "eval.batch_size"], lambda v: v > 0, "must be positive"),
     (["model.num_classes", "data.crop", "data.workers", "train.steps", "train.epochs", "train.max_minutes",
-      "train.keep_checkpoints", "train.ema_start", "train.ema_rampup", "train.gp_weight", "train.r1_weight", "train.clip_grad_norm",
+      "train.keep_checkpoints", "train.ema_start", "train.ema_rampup", "train.freeze_g", "train.freeze_d", "train.gp_weight", "train.r1_weight", "train.clip_grad_norm",
       "train.clip_grad_value", "train.weight_decay", "eval.every", "eval.reference_samples"],
      lambda v: v >= 0, "must not be negative"),
     (["train.beta1", "train.beta2", "train.ema_decay"], lambda v: 0 <= v < 1, "must be in [0, 1)"),
@@ -145,3 +152,6 @@ def check_environment(cfg: Config, scope: str = "run") -> None:
         root = Path(cfg.data.root).expanduser()
         if not root.exists():
             raise MissingPathError(f"data root {root} does not exist")
+    if cfg.train.init_from and not Path(cfg.train.init_from).expanduser().exists():
+        raise MissingPathError(f"train.init_from: {cfg.train.init_from} does not exist (a run directory or a "
+                               f"checkpoint file)")

@@ -14,7 +14,7 @@ from functools import partial
 from torch.utils.data import Dataset
 
 from ..errors import ConfigError, DataError
-from . import celeba, cifar, embedded, imagefolder, lsun, mnist, splits
+from . import celeba, cifar, embedded, imagefolder, imagenet, lsun, mnist, places365, splits
 from .arrays import ArrayDataset
 from .cache import CachedDataset, cached
 from .image_files import ImageFileDataset
@@ -43,6 +43,8 @@ DATASETS: dict[str, DatasetFormat] = {
     "fashion-mnist": DatasetFormat(partial(mnist.build, "fashion-mnist"), mnist.SPLITS, ("pad",)),
     "cifar10": DatasetFormat(cifar.build, cifar.SPLITS),
     "lsun": DatasetFormat(lsun.build, lsun.SPLITS),
+    "places365": DatasetFormat(places365.build, places365.SPLITS),
+    "imagenet": DatasetFormat(imagenet.build, imagenet.SPLITS),
 }
 
 

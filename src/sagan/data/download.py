@@ -31,6 +31,8 @@ class Source:
     mirrors: tuple[str, ...] = ()
     files: dict[str, str] = field(default_factory=dict)
     archive_folder: str = ""  # a .tar.gz in `files` unpacks to DIR/archive_folder
+    # Files the user fetches (too large, or behind a sign-up) whose MD5 is published: checked where present in DIR.
+    published: dict[str, str] = field(default_factory=dict)
 
 
 _MNIST_LAYOUT = ("DIR/train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz and "
@@ -79,6 +81,31 @@ SOURCES: dict[str, Source] = {
         layout="an unzipped category database such as church_outdoor_train_lmdb/ (data.mdb, lock.mdb); "
                "point --data-root at that folder; needs pip install 'sagan[lsun]'",
     ),
+    "places365": Source(
+        homepage="http://places2.csail.mit.edu/download.html (Places365-Standard: filelist_places365-standard.tar, "
+                 "train_256_places365standard.tar and val_256.tar, or the large-image tars)",
+        layout="DIR/categories_places365.txt, places365_train_standard.txt and places365_val.txt (from the file "
+               "list tar) beside the unpacked DIR/data_256/ and DIR/val_256/ (or data_large/, val_large/)",
+        published={  # as data.csail.mit.edu publishes them (torchvision checks the same)
+            "filelist_places365-standard.tar": "35a0585fee1fa656440f3ab298f8479c",
+            "train_256_places365standard.tar": "53ca1c756c3d1e7809517cc47c5561c5",
+            "val_256.tar": "e27b17d8d44f4af9a78502beb927f808",
+            "train_large_places365standard.tar": "67e186b496a84c929568076ed01a8aa1",
+            "val_large.tar": "9b71c4993ad89d2d8bcbdc4aef38042f",
+        },
+    ),
+    "imagenet": Source(
+        homepage="https://image-net.org/download.php (ILSVRC-2012, after registering; or the Kaggle ImageNet "
+                 "Object Localization Challenge, which adds LOC_val_solution.csv)",
+        layout="DIR/train/<synset>/*.JPEG (each class tar of ILSVRC2012_img_train.tar unpacked into its folder), "
+               "DIR/val/ILSVRC2012_val_*.JPEG with DIR/LOC_val_solution.csv or DIR/ILSVRC2012_devkit_t12/ (or "
+               "DIR/val/<synset>/*.JPEG)",
+        published={
+            "ILSVRC2012_img_train.tar": "1d675b47d978889d74fa0da5fadfb00e",
+            "ILSVRC2012_img_val.tar": "29b22e2961454d5413ddabcf34fc5622",
+            "ILSVRC2012_devkit_t12.tar.gz": "fa75699e90414af021442c21a62c3abf",
+        },
+    ),
     "imagefolder": Source(
         homepage="https://image-net.org/download.php (ImageNet, after registering) or "
                  "http://places2.csail.mit.edu/download.html (Places365); any folder of images works",
@@ -92,6 +119,19 @@ def instructions(name: str) -> str:
     """Where to get dataset `name` and what its data root must hold, in two lines."""
     source = SOURCES[name]
     return f"{name}: get it from {source.homepage}\n{name}: expected layout: {source.layout}"
+
+
+def check_published(name: str, root: str | os.PathLike) -> list[str]:
+    """One line per file of dataset `name` with a published MD5 that is in `root`: matching, or not (DataError)."""
+    lines = []
+    for filename, md5 in SOURCES[name].published.items():
+        path = Path(root).expanduser() / filename
+        if path.is_file():
+            found = file_digest(path, "md5")
+            if found != md5:
+                raise DataError(f"{path}: MD5 {found}, expected the published {md5}; download it again")
+            lines.append(f"{name}: {path}: MD5 matches the published one")
+    return lines
 
 
 def download(name: str, root: str | os.PathLike, mirrors: tuple[str, ...] | None = None,

@@ -1,7 +1,7 @@
 """`sagan compare`: every run of a spec (variants x seeds) trained as an ordinary run directory under OUT/runs,
 evaluated with the spec's protocol, then the table (results.csv, results.md) and the page (index.html).
 
-Resumable: a run whose `compare.json` records this protocol is skipped; a run with a checkpoint continues from it
+Resumable: a run whose `compare.json` records its config is skipped; a run with a checkpoint continues from it
 (its config must be the spec's, but for the fields a resume may change: a larger budget extends it)."""
 
 from __future__ import annotations
@@ -53,14 +53,14 @@ def compare(spec: Spec, out: str | Path, *, progress: bool = True, log: Callable
     return out / "index.html"
 
 
-def protocol(run: Run) -> dict[str, Any]:
+def config_record(run: Run) -> dict[str, Any]:
     """What a run's entry in the table depends on: its whole config (seed, budget and evaluation included)."""
     return json.loads(json.dumps(to_dict(run.config)))  # as read back from JSON: lists, not tuples
 
 
 def finished(run_dir: Path, run: Run) -> bool:
     path = run_dir / DONE
-    return path.is_file() and json.loads(path.read_text()).get("config") == protocol(run)
+    return path.is_file() and json.loads(path.read_text()).get("config") == config_record(run)
 
 
 def train_and_evaluate(run: Run, run_dir: Path, progress: bool) -> None:
@@ -75,11 +75,11 @@ def train_and_evaluate(run: Run, run_dir: Path, progress: bool) -> None:
     if final_evaluation(curves.read_metrics(run_dir), state["step"], headlines(e.metrics, e.backbone)) is None:
         # Killed during the final evaluation, after the last checkpoint: evaluate that checkpoint as training would.
         evaluate(run_dir, metrics=e.metrics, num_samples=e.num_samples, reference=e.reference,
-                     reference_samples=e.reference_samples, split=e.split, backbone=e.backbone,
-                     inception_weights=e.inception_weights, vgg16_weights=e.vgg16_weights, batch_size=e.batch_size,
-                     device=run.config.train.device, seed=run.config.train.seed, progress=progress, record=True)
+                 reference_samples=e.reference_samples, split=e.split, backbone=e.backbone,
+                 inception_weights=e.inception_weights, vgg16_weights=e.vgg16_weights, batch_size=e.batch_size,
+                 device=run.config.train.device, seed=run.config.train.seed, progress=progress, record=True)
     G, D = checkpoints.networks(state)
-    done = {"variant": run.variant, "seed": run.seed, "step": state["step"], "config": protocol(run),
+    done = {"variant": run.variant, "seed": run.seed, "step": state["step"], "config": config_record(run),
             "g_params": sum(p.numel() for p in G.parameters()), "d_params": sum(p.numel() for p in D.parameters())}
     atomic_write_text(run_dir / DONE, json.dumps(done, indent=1))
 

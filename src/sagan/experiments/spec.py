@@ -99,10 +99,10 @@ def load(spec: str | Path | dict, *, overrides: dict[str, Any] | None = None, se
     variants = _variants(values, where)
     runs = []
     for variant, changes in variants.items():
-        layers = dict(values["base"]) | changes
+        layers = _flatten(values["base"]) | _flatten(changes)
         preset = layers.pop("preset", None)
         for seed in values["seeds"]:
-            flags = _flatten(layers) | budget_flags | eval_flags | _flatten(values["overrides"]) | {"train.seed": seed}
+            flags = layers | budget_flags | eval_flags | _flatten(values["overrides"]) | {"train.seed": seed}
             try:
                 cfg = config_mod.resolve(preset, flags=flags)
             except ConfigError as e:

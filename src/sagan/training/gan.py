@@ -12,6 +12,7 @@ from ..losses import LOSSES, gp_weight, gradient_penalty, r1_penalty
 from ..models import attention_layers, build_discriminator, build_generator
 from ..optim import build_optimizer, build_scheduler
 from ..runtime import autocast
+from .transfer import freeze
 
 
 def ema_decay(t, step: int) -> float:
@@ -45,6 +46,9 @@ class GANTraining:
         self.channels_last = device.type == "cpu" if t.channels_last is None else t.channels_last
         if self.channels_last:
             self.G, self.D = (net.to(memory_format=torch.channels_last) for net in (self.G, self.D))
+        # Frozen blocks (train.freeze_g / freeze_d) get no gradients and no optimiser state.
+        self.frozen = {"G": freeze(self.G, t.freeze_g), "D": freeze(self.D, t.freeze_d)}
+        self.d_trainable = [p for p in self.D.parameters() if p.requires_grad]
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         self.d_batch_norm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.D.modules())
         if t.compile:
@@ -54,8 +58,8 @@ class GANTraining:
                 net.compile(dynamic=False, mode=t.compile_mode)
         # What the updates call for gradients: the networks, or their DDP wrappers (`distributed.data_parallel`).
         self.G_train, self.D_train = self.G, self.D
-        self.opt_g = build_optimizer(self.G.parameters(), t.lr_g, t)
-        self.opt_d = build_optimizer(self.D.parameters(), t.lr_d, t)
+        self.opt_g = build_optimizer([p for p in self.G.parameters() if p.requires_grad], t.lr_g, t)
+        self.opt_d = build_optimizer(self.d_trainable, t.lr_d, t)
         total_steps = total_steps or t.steps
         self.sched_g = build_scheduler(self.opt_g, t, total_steps, batches_per_epoch)
         self.sched_d = build_scheduler(self.opt_d, t, total_steps, batches_per_epoch)
@@ -120,14 +124,16 @@ class GANTraining:
         detached statistics."""
         self._new_step()
         # D's weight gradients are not needed here; skipping them saves a third of D's backward pass.
-        self.D.requires_grad_(False)
+        for p in self.d_trainable:
+            p.requires_grad_(False)
         with autocast(self.cfg.train.amp, self.device):
             fake, y = self._fakes if self._fakes is not None else self._generate(self.G_train, n)
             logits = self.D(fake, y).float()
         self._fakes = None
         loss = self.g_loss_fn(logits)
         self._update(self.G, self.opt_g, self.scaler_g, loss)
-        self.D.requires_grad_(True)
+        for p in self.d_trainable:
+            p.requires_grad_(True)
         return {"g_loss": loss.detach()}
 
     def _generate(self, net: nn.Module, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -21,7 +21,7 @@ from ..images import make_grid, save_png
 from ..optim import run_epochs, run_steps
 from ..runtime import capture_rng, check_amp, restore_rng, seed_everything, tune_backends
 from ..viz import sheets
-from . import distributed
+from . import distributed, transfer
 from .batches import batch_loader
 from .evaluation import PeriodicEvaluation
 from .gan import GANTraining
@@ -69,6 +69,7 @@ def _train(cfg: Config, run_dir: Path, resume: bool, progress: bool, on_checkpoi
     seed_everything(t.seed)
     gan = GANTraining(cfg, device, batches_per_epoch, total_steps)
     step, batches_seen, rank_rng, epoch_sums, last_checkpoint, seconds = 0, 0, None, Sums(), None, 0.0
+    transferred = []  # with train.init_from: what the source's weights gave this run
     if resume:
         state, last_checkpoint = checkpoints.load_newest(run_dir, device)
         seconds = state.get("train_seconds", 0.0)
@@ -80,6 +81,8 @@ def _train(cfg: Config, run_dir: Path, resume: bool, progress: bool, on_checkpoi
         restore_rng(state["rng"])
         rank_rng = state.get("rank_rng")
         warn_if_threads_differ(state.get("threads"), device)
+    elif t.init_from:
+        transferred = transfer.initialise(gan, t.init_from, cfg)
     # With several processes: latents of their own, gradients averaged by DDP (no-ops in one process).
     distributed.seed_process(t.seed, step, rank_rng)
     distributed.data_parallel(gan, t.sync_bn)
@@ -100,6 +103,11 @@ def _train(cfg: Config, run_dir: Path, resume: bool, progress: bool, on_checkpoi
              f"{processes}, G {_millions(gan.G)}M / D {_millions(gan.D)}M parameters")
     if resume and last_checkpoint.name != checkpoints.LATEST:
         log.info(f"resumed from {last_checkpoint}: {checkpoints.LATEST} is unreadable")
+    for line in transferred:
+        log.info(line)
+    for net, names in gan.frozen.items():
+        if names:
+            log.info(f"frozen in {net}: {', '.join(names)}")
     for reason in getattr(dataset, "skipped", {}).values():
         log.info(f"left out of the dataset: {reason}")
     if evaluation is not None:
