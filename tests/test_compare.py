@@ -17,6 +17,7 @@ from sagan.cli import main
 from sagan.errors import ConfigError, Interrupted
 from sagan.experiments import load, packaged
 from sagan.experiments import runner as compare_module
+from sagan.experiments.results import cell
 from sagan.viz.curves import read_metrics
 
 SPEC = {
@@ -105,7 +106,7 @@ def test_an_interrupted_comparison_resumes_where_it_stopped(compared, tmp_path, 
     monkeypatch.setattr(compare_module, "train", real_train)
     logged = []
     api.compare(SPEC, tmp_path, progress=False, log=logged.append)
-    assert [line.split(": ")[1] for line in logged] == ["done, skipped"] * 2 + ["training"] * 4
+    assert [line.split(": ")[1] for line in logged] == ["done, skipped"] * 2 + ["resuming"] + ["training"] * 3
     assert "resumed at step 10" in (tmp_path / "runs" / NAMES[2] / "train.log").read_text()
     # Resumes are exact, so the interrupted comparison ends with the uninterrupted one's numbers.
     columns = ["variant", "seed", "steps", "g_params", "d_params", "swd"]
@@ -201,3 +202,12 @@ def test_the_page_in_a_browser(compared, tmp_path):
         page.screenshot(path=str(tmp_path / "compare.png"), full_page=True)
     if os.environ.get("SAGAN_SCREENSHOT"):  # to look at the page: SAGAN_SCREENSHOT=page.png pytest -m browser
         shutil.copy(tmp_path / "compare.png", os.environ["SAGAN_SCREENSHOT"])
+
+
+def test_table_cells_give_the_std_to_the_means_decimal_place():
+    assert cell("fd_inception", 288.4123, 9.808, 2) == "288.4 ± 9.8"
+    assert cell("kid_inception", 0.505, 0.03117, 2) == "0.5050 ± 0.0312"
+    assert cell("steps", 63, 0, 2) == "63 ± 0"
+    assert cell("kid_inception", 0.505, 0.0, 1) == "0.5050"
+    assert cell("g_params", 3.564e6, 0, 2) == "3.56M"
+    assert cell("fd_inception", float("nan"), 0, 2) == "n/a"

@@ -48,7 +48,7 @@ def read_list(path: Path, what: str) -> list[tuple[str, int]]:
 def categories(root: Path) -> list[str]:
     """The category names (e.g. /a/airfield) by class number."""
     rows = read_list(root / CATEGORIES, "category")
-    names = dict((label, name) for name, label in rows)
+    names = {label: name for name, label in rows}
     if sorted(names) != list(range(NUM_CLASSES)):
         raise DataError(f"{root / CATEGORIES}: expected each class 0-{NUM_CLASSES - 1} once, found {len(names)}")
     return [names[i] for i in range(NUM_CLASSES)]

@@ -56,11 +56,11 @@ def write(spec: Spec, rows: list[dict], out: Path, drawn: dict[str, dict[str, st
 def _table(spec: Spec, rows: list[dict]) -> str:
     columns, table = summary(spec, rows)
     head = "".join(f"<th>{html.escape(HEADINGS.get(c, c))}</th>" for c in columns)
-    body = "".join(
-        f"<tr><td>{html.escape(row['variant'])}</td>"
-        + "".join(f"<td{' class=best' if c in row['best'] else ''}>{html.escape(cell(c, *row['stats'][c], row['seeds']))}"
-                  "</td>" for c in columns) + "</tr>"
-        for row in table)
+    def cells(row: dict) -> str:
+        return "".join(f"<td{' class=best' if c in row['best'] else ''}>"
+                       f"{html.escape(cell(c, *row['stats'][c], row['seeds']))}</td>" for c in columns)
+
+    body = "".join(f"<tr><td>{html.escape(row['variant'])}</td>{cells(row)}</tr>" for row in table)
     return f"<table><tr><th>variant</th>{head}</tr>{body}</table>"
 
 

@@ -78,13 +78,15 @@ def summary(spec: Spec, rows: list[dict]) -> tuple[list[str], list[dict]]:
 
 
 def cell(column: str, mean: float, std: float, seeds: int) -> str:
-    """A number as the table shows it: parameters in millions, counts whole, metrics to 4 digits, +- std."""
+    """A number as the table shows it: parameters in millions, counts whole, metrics to 4 significant digits, +- std."""
     if not math.isfinite(mean):
         return "n/a"
     if column.endswith("_params"):
         return f"{mean / 1e6:.2f}M"
-    digits = {"steps": ".0f", "images_per_s": ".0f", "train_seconds": ".1f"}.get(column, ".4g")
-    spread = f" ± {std:{digits}}" if seeds > 1 and std > 0 else ""
+    digits = {"steps": ".0f", "images_per_s": ".0f", "train_seconds": ".1f"}.get(column)
+    if digits is None:  # 4 significant digits of the mean; the std to the same decimal place
+        digits = f".{max(0, 3 - math.floor(math.log10(abs(mean)))) if mean else 4}f"
+    spread = f" ± {std:{digits}}" if seeds > 1 else ""
     return f"{mean:{digits}}{spread}"
 
 

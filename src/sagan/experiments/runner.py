@@ -44,8 +44,9 @@ def compare(spec: Spec, out: str | Path, *, progress: bool = True, log: Callable
         if finished(run_dir, run):
             log(f"[{i}/{len(spec.runs)}] {run.name}: done, skipped")
             continue
-        log(f"[{i}/{len(spec.runs)}] {run.name}: training")
-        train_and_evaluate(run, run_dir, progress)
+        resume = (checkpoints.checkpoint_dir(run_dir) / checkpoints.LATEST).is_file()
+        log(f"[{i}/{len(spec.runs)}] {run.name}: {'resuming' if resume else 'training'}")
+        train_and_evaluate(run, run_dir, resume, progress)
     rows = results.collect(spec, out)
     results.write_csv(rows, out / "results.csv")
     results.write_markdown(spec, rows, out / "results.md")
@@ -63,8 +64,7 @@ def finished(run_dir: Path, run: Run) -> bool:
     return path.is_file() and json.loads(path.read_text()).get("config") == config_record(run)
 
 
-def train_and_evaluate(run: Run, run_dir: Path, progress: bool) -> None:
-    resume = (checkpoints.checkpoint_dir(run_dir) / checkpoints.LATEST).is_file()
+def train_and_evaluate(run: Run, run_dir: Path, resume: bool, progress: bool) -> None:
     if resume:
         recorded = from_dict(checkpoints.load(run_dir)["config"])
         check_resumable(recorded, run.config, source=f"{run_dir} holds another run")
