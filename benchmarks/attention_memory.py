@@ -2,9 +2,10 @@
 
 The network is the `dcgan64` preset's backbone at 128x128, so G's last and D's first feature maps are 64x64, with
 attention after exactly those two maps (G attn64, D attn64), at batch 32 (D sees 64 images: real and fake together).
-Three configurations, each in a fresh process so that one's peak cannot hide another's:
+Each configuration runs in a fresh process so that one's peak cannot hide another's:
 
-- `sagan`: as it trains; score matrices this large go through the fused (flash) attention kernel, linear in N;
+- one per attention form (`--forms`, default all of `model.attention`'s), as it trains: full attention this large
+  goes through the fused (flash) attention kernel, linear in N; the local and deformable forms are linear anyway;
 - `no-attention`: the same network without the two attention blocks;
 - `materialised`: the same network with every N x N score matrix materialised, as the reference implementation
   computes attention (`torch.bmm` of the full energy matrix, then softmax).
@@ -14,6 +15,7 @@ Python process and torch) and its growth during the step; on CUDA `torch.cuda.ma
 ops each configuration dispatched are listed, to show which kernel ran in the forward and the backward pass.
 
     .venv/bin/python benchmarks/attention_memory.py [--batch-size 32] [--device cpu|cuda] [--amp none|bf16]
+        [--forms paper,local,...]
 
 The `materialised` run needs about 3 x (2 x batch) x 4096^2 x 4 bytes (12 GiB at batch 32, fp32) for the
 discriminator's scores alone; it is skipped, with the estimate, when the machine has less memory available.
@@ -26,8 +28,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-CONFIGS = ("sagan", "no-attention", "materialised")
 FEATURE_MAP = 64
+BASELINES = ("no-attention", "materialised")
 
 
 def main() -> int:
@@ -35,13 +37,19 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--amp", default="none", choices=["none", "bf16", "fp16"])
-    parser.add_argument("--child", choices=CONFIGS, help=argparse.SUPPRESS)
+    parser.add_argument("--forms", help="attention forms to measure, comma-separated (default: all)")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(measure(args.child, args.batch_size, args.device, args.amp)))
         return 0
+    from sagan.models import ATTENTION
+
+    forms = args.forms.split(",") if args.forms else list(ATTENTION)
+    if unknown := set(forms) - set(ATTENTION):
+        parser.error(f"--forms: {', '.join(sorted(unknown))} not one of {', '.join(ATTENTION)}")
     results = {}
-    for name in CONFIGS:
+    for name in [*forms, *BASELINES]:
         out = subprocess.run([sys.executable, __file__, "--child", name, "--batch-size", str(args.batch_size),
                               "--device", args.device, "--amp", args.amp],
                              capture_output=True, text=True, check=False)
@@ -51,7 +59,7 @@ def main() -> int:
             results[name] = json.loads(out.stdout.strip().splitlines()[-1])
         print(_row(results[name]), file=sys.stderr)
     base = results["no-attention"].get("peak_mb")
-    for name in ("sagan", "materialised"):
+    for name in [*forms, "materialised"]:
         if base and results[name].get("peak_mb"):
             results[name]["vs_no_attention"] = round(results[name]["peak_mb"] / base, 2)
     print(json.dumps({"feature_map": FEATURE_MAP, "batch_size": args.batch_size, "device": args.device,
@@ -70,8 +78,10 @@ def measure(name: str, batch_size: int, device_name: str, amp: str) -> dict:
 
     cfg = config.preset("dcgan64")
     attn = [] if name == "no-attention" else [FEATURE_MAP]
+    form = cfg.model.attention if name in BASELINES else name
     for key, value in {"data.resolution": 2 * FEATURE_MAP, "model.g_attention": attn, "model.d_attention": attn,
-                       "train.batch_size": batch_size, "train.device": device_name, "train.amp": amp}.items():
+                       "model.attention": form, "train.batch_size": batch_size, "train.device": device_name,
+                       "train.amp": amp}.items():
         config.set_value(cfg, key, value)
     device = resolve_device(device_name)
     if name == "materialised":
@@ -109,8 +119,9 @@ def measure(name: str, batch_size: int, device_name: str, amp: str) -> dict:
         gan.d_step(*gan.prepare(images, labels))
         gan.g_step(batch_size)
     peak = _peak_mb(device)
-    return {"config": name, "peak_mb": round(peak, 1), "before_step_mb": round(before, 1),
-            "step_growth_mb": round(peak - before, 1), "attention_ops": sorted(ops.seen),
+    return {"config": name, "attention": None if name == "no-attention" else form, "peak_mb": round(peak, 1),
+            "before_step_mb": round(before, 1), "step_growth_mb": round(peak - before, 1),
+            "attention_ops": sorted(ops.seen),
             "kind": "cuda max allocated" if device.type == "cuda" else "process peak RSS"}
 
 

@@ -13,8 +13,11 @@ import argparse
 import sys
 from pathlib import Path
 
+import yaml
+
 import sagan
 from sagan import checkpoints
+from sagan.files import atomic_write_text
 
 
 def main() -> int:
@@ -48,7 +51,9 @@ def main() -> int:
         "eval": {"metrics": ["fid", "kid"], "backbone": "efficientnet-lite0", "num_samples": 1000,
                  "reference_samples": 2000},
     }
-    page = sagan.compare(spec, args.out / "compare")
+    path = args.out / "transfer.yaml"  # the spec as a file: it names the comparison
+    atomic_write_text(path, yaml.safe_dump(spec, sort_keys=False))
+    page = sagan.compare(path, args.out / "compare")
     print((page.parent / "results.md").read_text())
     return 0
 

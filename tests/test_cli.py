@@ -10,6 +10,7 @@ from conftest import TINY, error_line
 from PIL import Image
 
 from sagan.cli import main
+from sagan.config.presets import PRESETS
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +109,7 @@ def test_user_mistakes_are_one_line_and_exit_2(args, message, capsys):
     (["data.name=imagefolder", "data.root=.", "data.split=test"], "data.split: imagefolder has no split 'test'"),
     (["eval.every=10", "eval.metrics=[fid,nope]"], "eval.metrics"),
     (["eval.every=10", "eval.backbone=resnet"], "eval.backbone: 'resnet' is not one of inception"),
-    (["model.g_attention=[64]"], "model.g_attention: [64] not a feature resolution of the dcgan network at 32x32"),
+    (["model.g_attention=[64]"], "model.g_attention: [64] not a feature resolution of the dcgan generator at 32x32"),
     (["model.d_attention=[32]"], "model.d_attention: [32] not a feature resolution"),
     (["train.loss=wgan-gp", "train.gp_weight=0"], "train.gp_weight: 0 leaves the wgan-gp critic unconstrained"),
     (["train.steps=0"], "train.steps and train.epochs: set exactly one above 0"),
@@ -145,5 +146,5 @@ def test_the_console_entry_point_reports_errors_without_traceback():
     result = subprocess.run([sys.executable, "-m", "sagan", "train", "--preset", "nope"], capture_output=True,
                             text=True, check=False)
     assert result.returncode == 2
-    assert result.stderr.strip() == "sagan: error: unknown preset 'nope'; choose from demo, paper, seed, " \
-                                    "dcgan64, celeba64, celeba128, mnist"
+    assert result.stderr.strip() == f"sagan: error: unknown preset 'nope'; choose from {', '.join(PRESETS)}"
+    assert list(PRESETS)[:4] == ["demo", "paper", "seed", "dcgan64"] and "sngan" in PRESETS

@@ -18,6 +18,7 @@ from sagan.errors import ConfigError, Interrupted
 from sagan.experiments import load, packaged
 from sagan.experiments import runner as compare_module
 from sagan.experiments.results import cell
+from sagan.models import ATTENTION
 from sagan.viz.curves import read_metrics
 
 SPEC = {
@@ -81,6 +82,11 @@ def test_a_second_call_trains_nothing(compared, monkeypatch):
 
     monkeypatch.setattr(compare_module, "train", no_training)
     monkeypatch.setattr(compare_module, "evaluate", no_training)
+    # A run finished before a config field existed is finished with the field's default.
+    marker = next((out / "runs").iterdir()) / "compare.json"
+    done = json.loads(marker.read_text())
+    del done["config"]["model"]["attention_pos"]
+    marker.write_text(json.dumps(done))
     logged = []
     api.compare(SPEC, out, progress=False, log=logged.append)
     assert all(line.endswith("done, skipped") for line in logged) and len(logged) == 6
@@ -148,7 +154,10 @@ def test_spec_mistakes_are_one_line_errors(change, message):
 
 
 def test_the_packaged_specs_are_valid_and_the_cli_lists_their_runs(tmp_path, capsys):
-    assert set(packaged()) == {"attention-ablation", "baselines"}
+    assert set(packaged()) == {"attention-ablation", "attention-forms", "baselines"}
+    forms = load("attention-forms", overrides={"data.root": str(tmp_path)})
+    assert {r.config.model.attention for r in forms.runs} == set(ATTENTION)  # every form
+    assert forms.runs[-1].config.model.arch == "mobilenet" and len(forms.runs) == 20
     baselines = load("baselines", overrides={"data.root": str(tmp_path)})
     assert baselines.variants == ["dcgan", "wgan-gp", "sngan", "sagan"]
     assert [r.config.preset for r in baselines.runs[::2]] == ["dcgan", "wgan-gp", "sngan", "paper"]

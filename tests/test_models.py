@@ -3,7 +3,7 @@ from collections import Counter
 import pytest
 import torch
 
-from sagan.config import ModelConfig, preset
+from sagan.config import ModelConfig, preset, validate
 from sagan.errors import ConfigError
 from sagan.models import attention_layers, build_discriminator, build_generator, layers
 
@@ -66,7 +66,7 @@ def test_resnet128_has_the_paper_widths():
     assert attention_layers(D)["blocks.attn32"].out.weight.shape[:2] == (128, 128 // 8)
 
 
-@pytest.mark.parametrize("arch", ["dcgan", "resnet"])
+@pytest.mark.parametrize("arch", ["dcgan", "resnet", "mobilenet"])
 @pytest.mark.parametrize("resolution", [32, 64, 128])
 @pytest.mark.parametrize("form,num_classes", [("paper", 0), ("official", 5)])
 def test_every_backbone_runs_forward_and_backward(arch, resolution, form, num_classes):
@@ -149,3 +149,40 @@ def test_sample_is_seeded_uint8_nhwc_and_respects_labels():
     assert not (a == G.sample(5, seed=3, labels=1)).all()
     with pytest.raises(ConfigError, match="0..3"):
         G.sample(2, labels=7)
+
+
+def test_mobilenet_nets_are_the_resnet_frame_with_inverted_residuals():
+    resnet = ModelConfig(arch="resnet", g_channels=16, d_channels=16, g_attention=[16], d_attention=[8])
+    mobile = ModelConfig(arch="mobilenet", g_channels=16, d_channels=16, g_attention=[16], d_attention=[8],
+                         expansion=4)
+    G, D = build_generator(mobile, 32, 3), build_discriminator(mobile, 32, 3)
+    assert list(G.blocks) == list(build_generator(resnet, 32, 3).blocks)  # the same blocks and attention
+    assert list(D.blocks) == list(build_discriminator(resnet, 32, 3).blocks)
+
+    def conv(i, o, k=1, groups=1):
+        return i * o * k * k // groups + o
+
+    # G block16 at width 16: 64 -> 32 channels, expanded to 256; three BNs with affine weight and bias.
+    i, o, w = 64, 32, 256
+    g_block = G.blocks["block16"]
+    assert g_block.depthwise.groups == w
+    assert n_params(g_block) == conv(i, w) + conv(w, w, 3, w) + conv(w, o) + conv(i, o) + 2 * (i + w + w)
+    # D block8: 16 -> 32 channels, expanded to 64, with a 1x1 shortcut.
+    i, o, w = 16, 32, 64
+    assert n_params(D.blocks["block8"]) == conv(i, w) + conv(w, w, 3, w) + conv(w, o) + conv(i, o)
+    x = G(torch.randn(2, 128))
+    assert x.shape == (2, 3, 32, 32) and D(x).shape == (2,)
+
+
+@pytest.mark.parametrize("overrides,message", [
+    ({"expansion": 4}, "model.expansion: '4' applies only with model.arch=mobilenet"),
+    ({"arch": "mobilenet", "g_deformable": [16]}, "model.g_deformable: \\[16\\] .* choose from none"),
+])
+def test_mobilenet_options_are_checked_with_the_config(overrides, message):
+    cfg = preset("paper")
+    cfg.data.resolution = 32
+    cfg.model.g_attention = cfg.model.d_attention = []
+    for key, value in overrides.items():
+        setattr(cfg.model, key, value)
+    with pytest.raises(ConfigError, match=message):
+        validate(cfg, scope="synthetic")

@@ -83,7 +83,9 @@ def bench_train(cfg: Config, steps: int = 10, warmup: int = 3, compare_reference
     seconds = _interleaved_seconds(runs, steps, device)
 
     result = {
-        "preset": cfg.preset, "arch": cfg.model.arch, "resolution": res, "batch_size": t.batch_size,
+        "preset": cfg.preset, "arch": cfg.model.arch, "attention": cfg.model.attention, "resolution": res,
+        "batch_size": t.batch_size, "g_params": sum(p.numel() for p in gan.G.parameters()),
+        "d_params": sum(p.numel() for p in gan.D.parameters()),
         "amp": t.amp, "kernels": t.kernels, "channels_last": gan.channels_last, "fused_optimizer": t.fused_optimizer,
         "compile": t.compile, "reuse_fakes": t.reuse_fakes,
         "device": str(device), "device_name": _device_name(device), "threads": torch.get_num_threads(),

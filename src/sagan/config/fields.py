@@ -16,14 +16,25 @@ def resumable(default: Any) -> Any:
 @dataclass
 class ModelConfig:
     # backbone (models.BACKBONES): resnet (the SAGAN paper's nets) | dcgan (the popular PyTorch SAGAN's) |
-    # dcgan-radford (DCGAN's) | resnet-wgan-gp | resnet-sngan (those papers' CIFAR-10 ResNets)
+    # dcgan-radford (DCGAN's) | resnet-wgan-gp | resnet-sngan (those papers' CIFAR-10 ResNets) | mobilenet (the
+    # paper's nets with MobileNetV2 inverted residuals)
     arch: str = "resnet"
+    expansion: int = 6  # mobilenet: channel expansion of the inverted residuals (MobileNetV2's 6)
     z_dim: int = 128  # latent size
     g_channels: int = 64  # generator width: channels of its highest-resolution feature map
     d_channels: int = 64  # discriminator width: channels of its highest-resolution feature map
     g_attention: list[int] = field(default_factory=lambda: [32])  # G feature resolutions followed by self-attention
     d_attention: list[int] = field(default_factory=lambda: [32])  # D feature resolutions followed by self-attention
-    attention: str = "paper"  # attention form (models.FORMS): paper (its equations) | official (the TF code) | popular
+    # attention form (models.ATTENTION): paper (its equations) | official (the TF code) | popular (the PyTorch
+    # repository's) | multihead | l2 (tied queries and keys, Lipschitz) | local (a window) | deformable (K points)
+    attention: str = "paper"
+    attention_heads: int = 4  # multihead, l2: heads; they must divide g_channels / 8 and d_channels / 8
+    attention_window: int = 7  # local: each query attends to this odd window x window neighbourhood
+    attention_points: int = 9  # deformable: sampling points per query, a square number (a grid at the start)
+    attention_pos: str = "none"  # positional encoding of queries and keys (models.POSITIONS): none | sincos | learned
+    # G / D blocks (by output resolution) whose 3x3 convolutions are deformable (DCNv2); resnet backbones
+    g_deformable: list[int] = field(default_factory=list)
+    d_deformable: list[int] = field(default_factory=list)
     g_spectral_norm: bool = True  # spectral norm on generator layers
     d_spectral_norm: bool = True  # spectral norm on discriminator layers
     num_classes: int = 0  # > 0: conditional BN in G and a projection discriminator

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import math
 from pathlib import Path
 
 import torch
@@ -13,7 +15,7 @@ from ..errors import ConfigError, MissingPathError
 from ..losses import LOSSES, gp_weight
 from ..metrics.evaluate import BACKBONES as EVAL_BACKBONES
 from ..metrics.evaluate import headlines, parse_metrics
-from ..models import BACKBONES, FORMS, INITS, build_discriminator, build_generator
+from ..models import ATTENTION, BACKBONES, INITS, POSITIONS, build_discriminator, build_generator
 from ..optim import SCHEDULES
 from ..runtime import PRECISIONS
 from .fields import Config, EvalConfig
@@ -22,7 +24,8 @@ from .values import get_value
 # The valid values of each choice field: the registries' names.
 CHOICES = {
     "model.arch": tuple(BACKBONES),
-    "model.attention": tuple(FORMS),
+    "model.attention": tuple(ATTENTION),
+    "model.attention_pos": POSITIONS,
     "model.init": tuple(INITS),
     "data.name": tuple(data.DATASETS),
     "data.labels": LABELS,
@@ -37,6 +40,12 @@ CHOICES = {
 # Fields that act only under a condition: (key, the condition, the condition in words). Setting one away from its
 # default without the condition is a mistake the user would not see.
 CONDITIONAL = [
+    *[(f"model.{option}", lambda c, o=option: o in BACKBONES[c.model.arch].options,
+       "model.arch=" + " or ".join(arch for arch, backbone in BACKBONES.items() if option in backbone.options))
+      for option in ("expansion",)],
+    *[(f"model.attention_{option}", lambda c, o=option: o in ATTENTION[c.model.attention].options,
+       "model.attention=" + " or ".join(form for form, entry in ATTENTION.items() if option in entry.options))
+      for option in ("heads", "window", "points")],
     ("train.lr_gamma", lambda c: c.train.lr_schedule in ("exponential", "step"),
      "train.lr_schedule=exponential or step"),
     ("train.lr_step_size", lambda c: c.train.lr_schedule == "step", "train.lr_schedule=step"),
@@ -79,12 +88,15 @@ def validate(cfg: Config, scope: str = "run") -> None:
         given = f"data.labels={d.labels}" if d.labels != "none" else f"data.attribute={d.attribute}"
         raise ConfigError(f"{given} labels the images, but model.num_classes is 0; set model.num_classes to use them")
     backbone = BACKBONES[m.arch]
-    for key, net in (("model.g_attention", "generator"), ("model.d_attention", "discriminator")):
-        available = backbone.attention_resolutions(net, d.resolution)
+    for option, net in itertools.product(("attention", "deformable"), ("generator", "discriminator")):
+        key = f"model.{net[0]}_{option}"
+        available = getattr(backbone, f"{option}_resolutions")(net, d.resolution)
         bad = sorted(set(get_value(cfg, key)) - set(available))
         if bad:
-            raise ConfigError(f"{key}: {bad} not a feature resolution of the {m.arch} network at "
-                              f"{d.resolution}x{d.resolution}; choose from {sorted(available)}")
+            raise ConfigError(f"{key}: {bad} not a feature resolution of the {m.arch} {net} at "
+                              f"{d.resolution}x{d.resolution}; choose from "
+                              f"{sorted(available) or 'none: it has no layer of that kind'}")
+    _check_attention(m)
     for key, build in (("train.freeze_g", build_generator), ("train.freeze_d", build_discriminator)):
         if get_value(cfg, key):  # the blocks are known once the network is built: build it, off the random stream
             with torch.random.fork_rng(devices=[]):
@@ -122,9 +134,11 @@ def validate(cfg: Config, scope: str = "run") -> None:
 
 # (keys, the test each value must pass, the test in words)
 RANGES = [
-    (["model.z_dim", "model.g_channels", "model.d_channels", "train.lr_step_size", "train.batch_size", "train.n_dis",
-      "train.log_every", "train.sample_every", "train.checkpoint_every", "train.num_samples", "train.lr_g",
-      "train.lr_d", "eval.num_samples", "eval.batch_size"], lambda v: v > 0, "must be positive"),
+    (["model.z_dim", "model.g_channels", "model.d_channels", "model.expansion", "model.attention_heads",
+      "train.lr_step_size", "train.batch_size", "train.n_dis", "train.log_every", "train.sample_every",
+      "train.checkpoint_every", "train.num_samples", "train.lr_g", "train.lr_d", "eval.num_samples",
+      "eval.batch_size"],
+     lambda v: v > 0, "must be positive"),
     (["model.num_classes", "data.crop", "data.workers", "train.steps", "train.epochs", "train.max_minutes",
       "train.keep_checkpoints", "train.ema_start", "train.ema_rampup", "train.freeze_g", "train.freeze_d",
       "train.gp_weight", "train.r1_weight", "train.clip_grad_norm", "train.clip_grad_value", "train.weight_decay",
@@ -133,6 +147,21 @@ RANGES = [
     (["train.beta1", "train.beta2", "train.ema_decay"], lambda v: 0 <= v < 1, "must be in [0, 1)"),
     (["train.lr_gamma"], lambda v: 0 < v <= 1, "must be in (0, 1]"),
 ]
+
+
+def _check_attention(m) -> None:
+    """The attention options the blocks would refuse, in the config's words."""
+    if m.attention_window < 1 or m.attention_window % 2 == 0:
+        raise ConfigError(f"model.attention_window: {m.attention_window} must be an odd number of positions")
+    if m.attention_points < 1 or math.isqrt(m.attention_points) ** 2 != m.attention_points:
+        raise ConfigError(f"model.attention_points: {m.attention_points} must be a square number (4, 9, 16, ...)")
+    if "heads" in ATTENTION[m.attention].options:
+        # Every backbone's widths are multiples of its width field, so heads dividing width / 8 divide them all.
+        for key, width, where in (("model.g_channels", m.g_channels, m.g_attention),
+                                  ("model.d_channels", m.d_channels, m.d_attention)):
+            if where and (width // 8) % m.attention_heads:
+                raise ConfigError(f"model.attention_heads: {m.attention_heads} heads do not divide the {width // 8} "
+                                  f"query channels of {key}={width} (a block's channels / 8)")
 
 
 def _check_numbers(cfg: Config, in_scope) -> None:

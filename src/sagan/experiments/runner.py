@@ -60,8 +60,9 @@ def config_record(run: Run) -> dict[str, Any]:
 
 
 def finished(run_dir: Path, run: Run) -> bool:
+    """Whether the run's DONE marker records its config; read as a config, so fields added since take defaults."""
     path = run_dir / DONE
-    return path.is_file() and json.loads(path.read_text()).get("config") == config_record(run)
+    return path.is_file() and from_dict(json.loads(path.read_text())["config"]) == from_dict(config_record(run))
 
 
 def train_and_evaluate(run: Run, run_dir: Path, resume: bool, progress: bool) -> None:

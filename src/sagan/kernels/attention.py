@@ -5,7 +5,7 @@
 - Elsewhere, for small maps: one matmul and softmax over the whole batch.
 - Otherwise: the fused kernel, in memory linear in N. Fused kernels (CPU flash attention among them) need one head
   size for q, k and v; zero-padding q and k up to v's size leaves every dot product q.k unchanged and lets them run,
-  instead of the N x N fallback.
+  instead of the N x N fallback (and zero-padding v, where it is the smaller, adds output channels to cut off).
 """
 
 import torch
@@ -22,11 +22,13 @@ class KernelAttention:
             return torch.softmax(q @ k.transpose(1, 2), dim=-1) @ v
         if chunk:
             return ChunkedAttention.apply(q, k, v, chunk)
-        pad = v.shape[-1] - q.shape[-1]
+        width, pad = v.shape[-1], v.shape[-1] - q.shape[-1]
         if pad > 0:
             q, k = F.pad(q, (0, pad)), F.pad(k, (0, pad))
+        elif pad < 0:  # zero value channels, cut off the output again
+            v = F.pad(v, (0, -pad))
         q, k, v = (t.contiguous().unsqueeze(1) for t in (q, k, v))
-        return F.scaled_dot_product_attention(q, k, v, scale=1.0).squeeze(1)
+        return F.scaled_dot_product_attention(q, k, v, scale=1.0).squeeze(1)[..., :width]
 
 
 def images_per_chunk(q: torch.Tensor, k: torch.Tensor, t) -> int:

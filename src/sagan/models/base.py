@@ -8,7 +8,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..images import to_uint8
-from .attention import SelfAttention
+from .attention import AttentionBlock, AttentionOptions, build
 
 
 class Network(nn.Module):
@@ -21,24 +21,27 @@ class Network(nn.Module):
     def add_block(self, name: str, block: nn.Module) -> None:
         self.blocks[name] = block
 
-    def add_attention(self, resolution: int, channels: int, requested: Sequence[int], form: str, sn: bool,
-                      init: str) -> None:
-        """Insert self-attention after the block just added when its output `resolution` is requested."""
+    def add_attention(self, resolution: int, channels: int, requested: Sequence[int], form: str | AttentionOptions,
+                      sn: bool, init: str) -> None:
+        """Insert self-attention (a form name or its options) after the block just added when its output
+        `resolution` is requested."""
         if resolution in requested:
-            self.blocks[f"attn{resolution}"] = SelfAttention(channels, form, sn, init)
+            options = form if isinstance(form, AttentionOptions) else AttentionOptions(form)
+            self.blocks[f"attn{resolution}"] = build(options, channels, resolution, sn, init)
 
     def run_blocks(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         for block in self.blocks.values():
-            x = block(x) if isinstance(block, SelfAttention) else block(x, y)
+            x = block(x) if isinstance(block, AttentionBlock) else block(x, y)
         return x
 
 
-def check_attention(requested: Sequence[int], available: Sequence[int], net: str) -> None:
+def check_attention(requested: Sequence[int], available: Sequence[int], net: str, option: str = "attention") -> None:
+    """`requested` resolutions (of model.g_OPTION or d_OPTION) must be among the `available` ones of `net`."""
     bad = sorted(set(requested) - set(available))
     if bad:
-        key = "model.g_attention" if net.endswith("generator") else "model.d_attention"
+        key = f"model.{'g' if net.endswith('generator') else 'd'}_{option}"
         raise ConfigError(f"{key}: {bad} not a feature resolution of this {net}; "
-                          f"choose from {sorted(available)}")
+                          f"choose from {sorted(available) or 'none: it has no layer of that kind'}")
 
 
 class Generator(Network):

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .attention import AttentionOptions
 from .base import Generator, Network, check_attention
 from .layers import BatchNorm, LayerFactory
 
@@ -71,11 +72,19 @@ class DCGANGenerator(Generator):
         """The feature resolutions that attention may follow."""
         return [2**i for i in range(2, int(math.log2(resolution)))]
 
+    @staticmethod
+    def deformable_resolutions(resolution: int, design: str = "sagan") -> list[int]:
+        """None: the strided and transposed convolutions have no deformable form."""
+        return []
+
     def __init__(self, resolution: int, channels: int = 3, z_dim: int = 128, width: int = 64,
-                 attention: Sequence[int] = (16, 32), attention_form: str = "popular", spectral_norm: bool = True,
-                 num_classes: int = 0, init: str = "orthogonal", design: str = "sagan"):
+                 attention: Sequence[int] = (16, 32), attention_form: str | AttentionOptions = "popular",
+                 spectral_norm: bool = True, num_classes: int = 0, init: str = "orthogonal", design: str = "sagan",
+                 deformable: Sequence[int] = ()):
         super().__init__(resolution, channels, z_dim, num_classes)
         check_attention(attention, self.attention_resolutions(resolution, design), "dcgan generator")
+        check_attention(deformable, self.deformable_resolutions(resolution, design), "dcgan generator",
+                        "deformable")
         layers, d = LayerFactory(spectral_norm, init), DESIGNS[design]
         ch = width * resolution // 8
         self.add_block("block4", UpBlock(layers.conv_transpose(z_dim, ch, 4, bias=d.norm_bias), ch, num_classes))
@@ -103,11 +112,19 @@ class DCGANDiscriminator(Network):
         """The feature resolutions that attention may follow."""
         return [2**i for i in range(2, int(math.log2(resolution)))]
 
+    @staticmethod
+    def deformable_resolutions(resolution: int, design: str = "sagan") -> list[int]:
+        """None: the strided and transposed convolutions have no deformable form."""
+        return []
+
     def __init__(self, resolution: int, channels: int = 3, width: int = 64, attention: Sequence[int] = (8, 4),
-                 attention_form: str = "popular", spectral_norm: bool = True, num_classes: int = 0,
-                 init: str = "orthogonal", design: str = "sagan"):
+                 attention_form: str | AttentionOptions = "popular", spectral_norm: bool = True,
+                 num_classes: int = 0, init: str = "orthogonal", design: str = "sagan",
+                 deformable: Sequence[int] = ()):
         super().__init__()
         check_attention(attention, self.attention_resolutions(resolution, design), "dcgan discriminator")
+        check_attention(deformable, self.deformable_resolutions(resolution, design), "dcgan discriminator",
+                        "deformable")
         layers, d = LayerFactory(spectral_norm, init), DESIGNS[design]
         ch_in, ch, res = channels, width, resolution
         while res > 4:

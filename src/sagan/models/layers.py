@@ -6,6 +6,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
+from .deformable import DeformConv2d
+
 INITS = {
     "orthogonal": nn.init.orthogonal_,  # the SAGAN code's
     "xavier": nn.init.xavier_uniform_,  # Glorot uniform, as the WGAN-GP and SNGAN code's shortcuts and linear layers
@@ -14,19 +16,22 @@ INITS = {
 
 
 class LayerFactory:
-    """Makes conv / linear / embedding layers with one init scheme and, unless told otherwise, spectral norm.
+    """Makes conv / linear / embedding layers with one init scheme and, unless told otherwise, spectral norm; with
+    `deformable`, its stride-1 'same' convolutions larger than 1x1 (not grouped) are deformable (DeformConv2d).
 
     The weight is initialised before spectral norm is attached, so the power-iteration vectors start from the
     initialised weight.
     """
 
-    def __init__(self, spectral_norm: bool = True, init: str = "orthogonal"):
-        self.spectral_norm = spectral_norm
+    def __init__(self, spectral_norm: bool = True, init: str = "orthogonal", deformable: bool = False):
+        self.spectral_norm, self.deformable = spectral_norm, deformable
         self.init = INITS[init]
 
     def conv(self, in_ch: int, out_ch: int, kernel: int, stride: int = 1, padding: int = 0, bias: bool = True,
-             sn: bool | None = None) -> nn.Module:
-        return self._finish(nn.Conv2d(in_ch, out_ch, kernel, stride, padding, bias=bias), sn)
+             sn: bool | None = None, groups: int = 1) -> nn.Module:
+        if self.deformable and kernel > 1 and stride == 1 and padding == kernel // 2 and groups == 1:
+            return self._finish(DeformConv2d(in_ch, out_ch, kernel, bias=bias), sn)
+        return self._finish(nn.Conv2d(in_ch, out_ch, kernel, stride, padding, bias=bias, groups=groups), sn)
 
     def conv_transpose(self, in_ch: int, out_ch: int, kernel: int, stride: int = 1, padding: int = 0,
                        bias: bool = True, sn: bool | None = None) -> nn.Module:

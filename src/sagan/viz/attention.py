@@ -11,7 +11,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..images import make_grid
-from ..models import SelfAttention, attention_layers
+from ..models import AttentionBlock, attention_layers
 from . import layout
 
 # Anchors of the "inferno" colour map (dark purple -> yellow): brightness rises with attention.
@@ -53,7 +53,7 @@ def key_cells(image_size: int, feature_size: int, key_stride: int) -> np.ndarray
     return np.where(cells < feature_size // key_stride, cells, -1)
 
 
-def layers(net: nn.Module, name: str = "all") -> dict[str, SelfAttention]:
+def layers(net: nn.Module, name: str = "all") -> dict[str, AttentionBlock]:
     """The attention layers of `net` by block name (`attn16`, ...): all of them, or the one named."""
     found = {key.removeprefix("blocks."): layer for key, layer in attention_layers(net).items()}
     if name == "all":
@@ -83,7 +83,7 @@ class Recorder:
             handle.remove()
         self.handles = []
 
-    def _keep(self, name: str, layer: SelfAttention, args: tuple, output: tuple) -> torch.Tensor:
+    def _keep(self, name: str, layer: AttentionBlock, args: tuple, output: tuple) -> torch.Tensor:
         y, attention = output
         b, _, h, w = args[0].shape
         s = layer.key_stride
