@@ -10,7 +10,7 @@ from test_kernels import EVERYWHERE
 
 from sagan import cli, kernels
 from sagan.benchmarks import reference
-from sagan.benchmarks.train import build_reference
+from sagan.benchmarks.train import _count_gflop, build_reference
 from sagan.config import preset
 from sagan.runtime import seed_everything
 from sagan.training.gan import GANTraining
@@ -119,3 +119,12 @@ def test_bench_with_reused_fakes_skips_a_generator_forward_pass(capsys):
 def test_bench_refuses_a_reference_comparison_it_cannot_make(capsys):
     assert cli.main(["bench", "train", "--preset", "mnist", "--compare-reference", "--steps", "1"]) == 2
     assert "--compare-reference" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("groups", [1, 16])
+def test_bench_counts_a_convolutions_backward_as_twice_its_forward(groups):
+    # torch's own formula counts a grouped (depthwise) convolution's backward `groups` times over.
+    conv = torch.nn.Conv2d(16, 16, 3, padding=1, groups=groups)
+    x = torch.randn(2, 16, 8, 8, requires_grad=True)
+    forward = 2 * 2 * 16 * (16 // groups) * 9 * 64
+    assert _count_gflop(lambda: conv(x).sum().backward()) * 1e9 == pytest.approx(3 * forward)

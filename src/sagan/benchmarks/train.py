@@ -30,6 +30,17 @@ def _flash_cpu_backward_flops(grad_out_shape, query_shape, key_shape, value_shap
     return flop_counter.sdpa_backward_flop_count(grad_out_shape, query_shape, key_shape, value_shape)
 
 
+def _conv_backward_flops(grad_out_shape, x_shape, w_shape, bias, stride, padding, dilation, transposed,
+                         output_padding, groups, output_mask, out_shape=None, **kwargs) -> int:
+    """torch's formula, except for grouped (depthwise) convolutions, which it counts `groups` times over: there each
+    input and weight gradient costs what the forward does."""
+    if groups == 1:
+        return flop_counter.conv_backward_flop(grad_out_shape, x_shape, w_shape, bias, stride, padding, dilation,
+                                               transposed, output_padding, groups, output_mask, out_val=out_shape)
+    forward = flop_counter.conv_flop_count(x_shape, w_shape, grad_out_shape, transposed=transposed)
+    return forward * (int(output_mask[0]) + int(output_mask[1]))
+
+
 # The aten ops whose (self) time is matmul or convolution kernels on the CPU: the FLOPs the counter sees. `_convolution`
 # itself runs oneDNN's transposed convolutions.
 MATMUL_OPS = {"aten::mm", "aten::bmm", "aten::addmm", "aten::baddbmm", "aten::_convolution", "aten::mkldnn_convolution",
@@ -40,6 +51,7 @@ SOFTMAX_OPS = {"aten::_softmax", "aten::_softmax_backward_data"}
 _EXTRA_FLOP_FORMULAS = {
     torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _flash_cpu_flops,
     torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward: _flash_cpu_backward_flops,
+    torch.ops.aten.convolution_backward: _conv_backward_flops,
 }
 
 
