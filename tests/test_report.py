@@ -43,9 +43,11 @@ def test_report_is_offline_and_its_files_exist(run):
     assert [layer["name"] for layer in layers] == ["G attn16", "D attn8"]
     assert layers[0]["keys"] == [8, 8] and layers[0]["grid"] == [16, 16]  # official form: pooled keys
     assert len(srcs) >= 4 + 2 * 4 + 1  # thumbnails, a sprite per layer and image, colour bar
-    for heading in ("Attention explorer", "Samples during training", "Curves", "Latest metrics", "Config"):
+    for heading in ("Attention explorer", "Where the discriminator looks", "Samples during training", "Curves",
+                    "Latest metrics", "Config"):
         assert f"<h2>{heading}</h2>" in page
     assert "<th>d_loss</th>" in page and "attention: official" in page
+    assert re.search(r'alt="discriminator saliency" src="data:image/png;base64,', page)
 
 
 def test_report_draws_its_curves_without_matplotlib(run, monkeypatch):

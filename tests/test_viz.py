@@ -11,9 +11,10 @@ from conftest import tiny_config
 from PIL import Image
 
 from sagan.cli import main
+from sagan.errors import ConfigError
 from sagan.models import SelfAttention
 from sagan.models.base import Network
-from sagan.viz import attention, interpolate, layout, sheets
+from sagan.viz import attention, interpolate, layout, saliency, sheets
 
 try:
     import matplotlib  # noqa: F401
@@ -259,3 +260,56 @@ def test_viz_does_not_load_the_training_package():
             "print([m for m in sys.modules if m.startswith('sagan.training')])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+class LeftHalf(Network):
+    """A toy discriminator whose output reads only the left half of the image."""
+
+    def __init__(self):
+        super().__init__()
+        self.add_block("block16", torch.nn.Conv2d(3, 4, 1))
+        self.embed = None
+
+    def forward(self, x, y=None):
+        return self.blocks["block16"](x)[..., : x.shape[-1] // 2].square().sum(dim=(1, 2, 3))
+
+
+def test_saliency_points_where_the_decision_comes_from():
+    torch.manual_seed(0)
+    D, x = LeftHalf(), torch.randn(2, 3, 16, 16)
+    grad, cam = saliency.input_gradient(D, x), saliency.grad_cam(D, x, "block16")
+    assert grad.shape == cam.shape == (2, 16, 16)
+    assert torch.all(grad[..., 8:] == 0) and torch.all(grad[..., :8] > 0)
+    A = D.blocks["block16"](x).detach().requires_grad_()
+    (dA,) = torch.autograd.grad(A[..., :8].square().sum(), A)  # D's output as a function of the block's
+    torch.testing.assert_close(cam, torch.relu((dA.mean(dim=(2, 3), keepdim=True) * A).sum(1)))
+
+
+def test_saliency_of_a_class_is_its_projection_term(run):
+    from sagan import checkpoints
+
+    _, D = checkpoints.networks(checkpoints.load(run))
+    x, y = torch.randn(3, 3, 32, 32), torch.tensor([1, 2, 3])
+    out, projection = D.terms(x, y)
+    assert torch.equal(D(x, y), out + projection)
+    torch.testing.assert_close(saliency.score(D, x, y, 4), D.terms(x, torch.full((3,), 4))[1])
+    with pytest.raises(ConfigError, match="--class: 10 is not a class of this run"):
+        saliency.score(D, x, y, 10)
+    with pytest.raises(ConfigError, match="--class: this discriminator is not class-conditional"):
+        saliency.score(LeftHalf(), x, None, 0)
+
+
+@pytest.mark.parametrize("args", [["--images", "generated", "--class", "3"], ["--data", "embedded", "--block",
+                                                                            "block4"]])
+def test_saliency_figure(run, tmp_path, capsys, args):
+    assert main(["visualize", "saliency", "--checkpoint", str(run), "--num", "3", "--out", str(tmp_path),
+                 *args]) == 0
+    assert written(capsys) == [str(tmp_path / "saliency.png")]
+    height, width = png_size(tmp_path / "saliency.png")
+    assert height > 3 * 128 + 40 and width >= 3 * 128 + 2 * 6  # image, input gradient, Grad-CAM, 4x enlarged
+
+
+def test_saliency_names_unknown_blocks(run, capsys):
+    assert main(["visualize", "saliency", "--checkpoint", str(run), "--images", "generated", "--block", "blk"]) == 2
+    err = capsys.readouterr().err
+    assert "--block: no discriminator block 'blk'; choose from block16, block8, attn8, block4" in err

@@ -88,9 +88,9 @@ def generate(checkpoint: str | Path, num: int = 64, *, seed: int = 0, label: int
 
 
 def visualize(figure: str, source: str | Path, *, out: str | Path | None = None, **options) -> list[Path]:
-    """Draw `figure` (a key of `sagan.viz.figures.FIGURES`: samples, compare, attention, interpolate, curves) of
-    the run directory or checkpoint `source` with its `options`; writes PNGs into `out` (default RUN/figures) and
-    returns their paths."""
+    """Draw `figure` (a key of `sagan.viz.figures.FIGURES`: samples, compare, attention, saliency, interpolate,
+    curves) of the run directory or checkpoint `source` with its `options`; writes PNGs into `out` (default
+    RUN/figures) and returns their paths."""
     from .viz import figures
 
     if figure not in figures.FIGURES:

@@ -151,7 +151,7 @@ def build_parser() -> ArgumentParser:
     p.set_defaults(run=run_evaluate)
 
     p = commands.add_parser("visualize", help="pictures of a run: samples, real vs generated, attention maps, "
-                                              "interpolations, training curves")
+                                              "D saliency, interpolations, training curves")
     figures = p.add_subparsers(dest="figure", required=True, parser_class=ArgumentParser)
     p = _figure_parser(figures, "samples", "a sample grid of the EMA generator (conditional: one row per class)")
     p.add_argument("--num", type=int, default=64, help="number of images (default 64)")
@@ -165,6 +165,14 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--num", type=int, default=8, help="number of images (default 8)")
     p.add_argument("--net", choices=["g", "d"], default="g",
                    help="g: the EMA generator on its samples (default); d: the discriminator on real images")
+    _real_data_arguments(p)
+    p = _figure_parser(figures, "saliency", "where D's decision comes from: its input gradient and Grad-CAM")
+    p.add_argument("--num", type=int, default=8, help="number of images (default 8)")
+    p.add_argument("--block", help="D block for Grad-CAM, e.g. block8 (default: the last with 8x8 outputs or more)")
+    p.add_argument("--class", dest="target_class", type=int, metavar="C",
+                   help="conditional D: the projection term of class C instead of the whole output")
+    p.add_argument("--images", choices=["real", "generated"], default="real",
+                   help="real images of the run's (or --data) dataset (default), or the EMA generator's")
     _real_data_arguments(p)
     p = _figure_parser(figures, "interpolate", "latent interpolation rows (and class interpolation rows)")
     p.add_argument("--steps", type=int, default=8, help="images per row (default 8)")

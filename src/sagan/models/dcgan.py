@@ -138,8 +138,10 @@ class DCGANDiscriminator(Network):
         self.embed = layers.embedding(num_classes, ch_in) if num_classes else None
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        out, projection = self.terms(x, y)
+        return out if projection is None else out + projection
+
+    def terms(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The output's two terms: the 4x4 conv's logit and the projection term (None when unconditional)."""
         h = self.run_blocks(x, y)
-        out = self.to_logit(h).flatten()
-        if self.embed is not None:
-            out = out + (self.embed(y) * h.sum(dim=(2, 3))).sum(dim=1)
-        return out
+        return self.to_logit(h).flatten(), None if self.embed is None else (self.embed(y) * h.sum(dim=(2, 3))).sum(1)

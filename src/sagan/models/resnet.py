@@ -220,9 +220,11 @@ class ResNetDiscriminator(Network):
         self.embed = layers.embedding(num_classes, widths(res)) if num_classes else None
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        out, projection = self.terms(x, y)
+        return out if projection is None else out + projection
+
+    def terms(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The output's two terms: the linear layer's and the projection term (None when unconditional)."""
         h = F.relu(self.run_blocks(x, y))
         h = h.sum(dim=(2, 3)) if self.pool == "sum" else h.mean(dim=(2, 3))
-        out = self.linear(h).flatten()
-        if self.embed is not None:
-            out = out + (self.embed(y) * h).sum(dim=1)
-        return out
+        return self.linear(h).flatten(), None if self.embed is None else (self.embed(y) * h).sum(dim=1)

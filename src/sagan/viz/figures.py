@@ -13,7 +13,7 @@ from ..errors import ConfigError, require_positive
 from ..files import atomic_write_bytes
 from ..images import save_png
 from ..runtime import resolve_device
-from . import attention, curves, interpolate, sheets
+from . import attention, curves, interpolate, saliency, sheets
 
 Figures = dict[str, np.ndarray | bytes]
 
@@ -69,6 +69,26 @@ def attention_maps(checkpoint, *, layer: str = "all", queries: int = 4, num: int
     return figures
 
 
+def saliency_maps(checkpoint, *, num: int = 8, block: str | None = None, target_class: int | None = None,
+                  images: str = "real", seed: int = 0, data_name: str | None = None, data_root=None,
+                  device: str = "auto") -> Figures:
+    """Where D's decision comes from on `num` real images (of the run's or the given dataset) or generated ones:
+    its input gradient and Grad-CAM on `block` (default: its last block with 8x8 outputs or more); with
+    `target_class`, of that class's projection term."""
+    require_positive(num=num)
+    if images not in ("real", "generated"):
+        raise ConfigError(f"--images: '{images}' is not one of real, generated")
+    state = checkpoints.load(checkpoint)
+    G, D = checkpoints.networks(state, resolve_device(device))
+    if images == "real":
+        pictures, labels, _ = _real_images(state, num, seed, data_name, data_root)
+    else:
+        labels = G.make_labels(num, None, torch.Generator().manual_seed(seed + 1))
+        pictures = G.sample(num, seed, labels)
+    title = f"D on {images} images, step {state['step']:,}"
+    return {"saliency": saliency.figure(D, pictures, labels, block, target_class, title)}
+
+
 def interpolations(checkpoint, *, steps: int = 8, pairs: int = 4, seed: int = 0, device: str = "auto") -> Figures:
     """Latent interpolation rows (slerp), and class interpolation rows for conditional generators."""
     require_positive(steps=steps, pairs=pairs)
@@ -91,6 +111,7 @@ FIGURES: dict[str, Callable[..., Figures]] = {
     "samples": samples,
     "compare": compare,
     "attention": attention_maps,
+    "saliency": saliency_maps,
     "interpolate": interpolations,
     "curves": training_curves,
 }

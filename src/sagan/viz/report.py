@@ -1,6 +1,6 @@
 """`RUN/report.html`: one page a person opens in a browser to see a run: config, curves, the sample grids of the
-whole run, the latest metrics and an attention explorer. No network: the pictures made for the page are embedded
-as data URIs and the run's sample grids are referenced relatively."""
+whole run, the latest metrics, an attention explorer and where D looks. No network: the pictures made for the page
+are embedded as data URIs and the run's sample grids are referenced relatively."""
 
 import base64
 import html
@@ -20,7 +20,7 @@ from .. import checkpoints
 from ..config import from_dict, to_yaml
 from ..errors import MissingPathError
 from ..files import atomic_write_text
-from . import attention, curves, layout
+from . import attention, curves, layout, saliency
 
 REPORT = "report.html"
 
@@ -45,6 +45,7 @@ def write_report(run_dir: str | Path, num_images: int = 4, grid: int = 16, seed:
                                 f"{cfg.model.arch} SAGAN, {cfg.data.resolution}x{cfg.data.resolution}, "
                                 f"{cfg.model.attention} attention · written {time.strftime('%Y-%m-%d %H:%M:%S')}"),
         "explorer": _explorer_html(explorer, sprites),
+        "saliency": data_uri(saliency_figure(G, D, num_images, seed, state["step"])),
         "progress": _progress_html(samples),
         "curves": _curves_html(records, title),
         "metrics": _metrics_html(records),
@@ -97,6 +98,12 @@ def explorer_data(G: torch.nn.Module, D: torch.nn.Module, num_images: int, grid:
                 "images": [data_uri(image) for image in images], "layers": layers,
                 "colorbar": data_uri(attention.colorbar(256, 12))}
     return explorer, sprites
+
+
+def saliency_figure(G: torch.nn.Module, D: torch.nn.Module, num_images: int, seed: int, step: int) -> np.ndarray:
+    """D's input gradients and Grad-CAM on the explorer's generated images."""
+    labels = G.make_labels(num_images, None, torch.Generator().manual_seed(seed + 1))
+    return saliency.figure(D, G.sample(num_images, seed, labels), labels, title=f"D on generated images, step {step:,}")
 
 
 def data_uri(image: np.ndarray | bytes) -> str:
