@@ -2,7 +2,9 @@
 
 import csv
 import hashlib
+import importlib.util
 
+import numpy as np
 import pytest
 from conftest import COLORS, error_line, solid
 
@@ -86,10 +88,21 @@ def imagenet_root(tmp_path, val="csv"):
             writer.writerow(["ImageId", "PredictionString"])
             for i, label in reversed(list(enumerate(truth, 1))):  # any row order
                 writer.writerow([f"ILSVRC2012_val_{i:08d}", f"{synsets[label]} 1 2 30 40 {synsets[label]} 3 4 5 6"])
+    if val == "devkit":  # meta.mat numbers the synsets in its own order, and lists non-leaf ones too
+        from scipy.io import savemat
+
+        ids = {synsets[2]: 1, synsets[0]: 2, synsets[1]: 3}
+        rows = [(ids[synset], synset) for synset in synsets] + [(1001, "n00001740")]
+        table = np.array(rows, dtype=[("ILSVRC2012_ID", "O"), ("WNID", "O")])
+        (root / "ILSVRC2012_devkit_t12" / "data").mkdir(parents=True)
+        savemat(root / "ILSVRC2012_devkit_t12" / "data" / "meta.mat", {"synsets": table})
+        (root / "ILSVRC2012_devkit_t12" / "data" / "ILSVRC2012_validation_ground_truth.txt").write_text(
+            "".join(f"{ids[synsets[label]]}\n" for label in truth))
     return root
 
 
-@pytest.mark.parametrize("val", ["csv", "folders"])
+@pytest.mark.parametrize("val", ["csv", "folders", pytest.param("devkit", marks=pytest.mark.skipif(
+    importlib.util.find_spec("scipy") is None, reason="reading the devkit's meta.mat needs scipy"))])
 def test_imagenet_classes_are_the_sorted_synsets(tmp_path, val):
     root = imagenet_root(tmp_path, val)
     train = data.build("imagenet", root, split="train", resolution=32)
@@ -97,7 +110,7 @@ def test_imagenet_classes_are_the_sorted_synsets(tmp_path, val):
     assert tuple(train[4][0][:, 16, 16].tolist()) == pytest.approx(COLORS[2], abs=8)
     val_set = data.build("imagenet", root, split="val", resolution=32)
     assert sorted(labels(val_set)) == [0, 0, 1, 2]
-    if val == "csv":  # in image-id order
+    if val != "folders":  # in image-id order
         assert labels(val_set) == [2, 0, 1, 0]
     assert len(data.build("imagenet", root, split="all", resolution=32)) == 10
     assert train.description == "imagenet train split, 6 images, 3 classes"

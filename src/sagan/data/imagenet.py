@@ -114,8 +114,8 @@ def _devkit(devkit: Path, index: dict[str, int]) -> dict[str, int]:
     try:
         from scipy.io import loadmat
     except ImportError:
-        raise MissingExtraError(f"reading {devkit}/data/meta.mat needs scipy (pip install scipy), or put Kaggle's "
-                                f"{SOLUTION} beside val/") from None
+        raise MissingExtraError(f"reading {devkit}/data/meta.mat needs scipy (pip install 'sagan[imagenet]'), or put "
+                                f"Kaggle's {SOLUTION} beside val/") from None
     meta = loadmat(devkit / "data" / "meta.mat", squeeze_me=True)["synsets"]
     wnid = {int(row["ILSVRC2012_ID"]): str(row["WNID"]) for row in meta}
     labels = {}
