@@ -154,7 +154,7 @@ def test_spec_mistakes_are_one_line_errors(change, message):
 
 
 def test_the_packaged_specs_are_valid_and_the_cli_lists_their_runs(tmp_path, capsys):
-    assert set(packaged()) == {"attention-ablation", "attention-forms", "baselines"}
+    assert set(packaged()) == {"attention-ablation", "attention-forms", "baselines", "small-data"}
     forms = load("attention-forms", overrides={"data.root": str(tmp_path)})
     assert {r.config.model.attention for r in forms.runs} == set(ATTENTION)  # every form
     assert forms.runs[-1].config.model.arch == "mobilenet" and len(forms.runs) == 20

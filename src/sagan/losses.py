@@ -74,3 +74,11 @@ def gradient_penalty(discriminator: Callable, real: torch.Tensor, fake: torch.Te
 def r1_penalty(discriminator: Callable, real: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
     """R1 (Mescheder et al. 2018): E[||grad D(x)||^2] on real images; the caller multiplies by weight / 2."""
     return (_input_grad_norms(discriminator, real, y) ** 2).mean()
+
+
+def lecam_penalty(d_real: torch.Tensor, d_fake: torch.Tensor, averages: torch.Tensor) -> torch.Tensor:
+    """LeCam regularization (Tseng et al. 2021, as google/lecam-gan computes it): D's outputs on reals kept from
+    rising above the moving average of its outputs on fakes, and on fakes from falling below that of reals;
+    `averages` = (mean real output, mean fake output)."""
+    real_average, fake_average = averages.detach()
+    return F.relu(d_real - fake_average).square().mean() + F.relu(real_average - d_fake).square().mean()

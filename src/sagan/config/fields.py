@@ -84,6 +84,17 @@ class TrainConfig:
     # gradient-penalty weight on D, any loss (0 = off); unset: the loss's default (losses.LOSSES), 10 for wgan-gp
     gp_weight: float | None = None
     r1_weight: float = 0.0  # R1 penalty weight on real images, any loss (0 = off)
+    # LeCam regularization weight (Tseng et al. 2021; 0 = off): D's outputs kept near the moving averages of the other
+    # side's, with those averages' decay per D step
+    lecam_weight: float = 0.0
+    lecam_decay: float = 0.99
+    # differentiable augmentation of everything D sees (augment.AUGMENTS): none | diffaugment | ada
+    augment: str = "none"
+    augment_policy: str = "color,translation,cutout"  # diffaugment: its policies (augment.POLICIES), in order
+    ada_target: float = 0.6  # ada: the target of the overfitting signal E[sign(D(real))]
+    ada_images: int = 500_000  # ada: real images over which p may go from 0 to 1 (StyleGAN2-ADA's ada_kimg x 1000)
+    ada_interval: int = 4  # ada: D steps between adjustments of p
+    accumulate: int = 1  # split every G and D batch into this many micro-batches, one optimiser step per batch
     clip_grad_norm: float = 0.0  # max gradient norm for G and D (0 = off)
     clip_grad_value: float = 0.0  # clip every gradient entry of G and D to [-v, v] (0 = off)
     lr_g: float = 1e-4  # TTUR: G learns 4x slower than D

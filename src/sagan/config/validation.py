@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from .. import data, kernels
+from .. import augment, data, kernels
 from ..data.imagefolder import LABELS
 from ..errors import ConfigError, MissingPathError
 from ..losses import LOSSES, gp_weight
@@ -30,6 +30,7 @@ CHOICES = {
     "data.name": tuple(data.DATASETS),
     "data.labels": LABELS,
     "train.loss": tuple(LOSSES),
+    "train.augment": tuple(augment.AUGMENTS),
     "train.lr_schedule": tuple(SCHEDULES),
     "train.amp": tuple(PRECISIONS),
     "train.kernels": kernels.MODES,
@@ -49,6 +50,10 @@ CONDITIONAL = [
     ("train.lr_gamma", lambda c: c.train.lr_schedule in ("exponential", "step"),
      "train.lr_schedule=exponential or step"),
     ("train.lr_step_size", lambda c: c.train.lr_schedule == "step", "train.lr_schedule=step"),
+    ("train.lecam_decay", lambda c: c.train.lecam_weight > 0, "train.lecam_weight > 0"),
+    ("train.augment_policy", lambda c: c.train.augment == "diffaugment", "train.augment=diffaugment"),
+    *[(f"train.ada_{name}", lambda c: c.train.augment == "ada", "train.augment=ada")
+      for name in ("target", "images", "interval")],
     ("train.compile_mode", lambda c: c.train.compile, "train.compile=true"),
     ("data.split_seed", lambda c: c.data.test_fraction > 0, "data.test_fraction > 0"),
 ] + [(f"eval.{f.name}", lambda c: c.eval.every > 0 or c.eval.at_end, "eval.every > 0 or eval.at_end")
@@ -113,6 +118,16 @@ def validate(cfg: Config, scope: str = "run") -> None:
                           f"{t.steps}, epochs={t.epochs}")
     if t.loss == "wgan-gp" and gp_weight(t.loss, t.gp_weight) == 0:
         raise ConfigError("train.gp_weight: 0 leaves the wgan-gp critic unconstrained; it needs a penalty above 0")
+    policies = t.augment_policy.split(",")
+    if not set(policies) <= set(augment.POLICIES) or len(set(policies)) != len(policies):
+        raise ConfigError(f"train.augment_policy: '{t.augment_policy}' is not a comma-separated list of distinct "
+                          f"policies from {', '.join(augment.POLICIES)}")
+    if t.batch_size % t.accumulate:
+        raise ConfigError(f"train.accumulate: {t.accumulate} micro-batches do not divide train.batch_size "
+                          f"{t.batch_size}")
+    if t.accumulate > 1 and t.reuse_fakes:
+        raise ConfigError("train.accumulate: does not combine with train.reuse_fakes (the G step would need every "
+                          "micro-batch's graph)")
     if t.reuse_fakes and t.n_dis != 1:
         raise ConfigError(f"train.reuse_fakes: needs train.n_dis=1 (one D step's fakes per G step), got {t.n_dis}")
     if t.reuse_fakes and t.compile_mode == "reduce-overhead":
@@ -135,16 +150,19 @@ def validate(cfg: Config, scope: str = "run") -> None:
 # (keys, the test each value must pass, the test in words)
 RANGES = [
     (["model.z_dim", "model.g_channels", "model.d_channels", "model.expansion", "model.attention_heads",
-      "train.lr_step_size", "train.batch_size", "train.n_dis", "train.log_every", "train.sample_every",
+      "train.lr_step_size", "train.batch_size", "train.n_dis", "train.accumulate", "train.ada_images",
+      "train.ada_interval", "train.log_every", "train.sample_every",
       "train.checkpoint_every", "train.num_samples", "train.lr_g", "train.lr_d", "eval.num_samples",
       "eval.batch_size"],
      lambda v: v > 0, "must be positive"),
     (["model.num_classes", "data.crop", "data.workers", "train.steps", "train.epochs", "train.max_minutes",
       "train.keep_checkpoints", "train.ema_start", "train.ema_rampup", "train.freeze_g", "train.freeze_d",
-      "train.gp_weight", "train.r1_weight", "train.clip_grad_norm", "train.clip_grad_value", "train.weight_decay",
-      "eval.every", "eval.reference_samples"],
+      "train.gp_weight", "train.r1_weight", "train.lecam_weight", "train.clip_grad_norm", "train.clip_grad_value",
+      "train.weight_decay", "eval.every", "eval.reference_samples"],
      lambda v: v >= 0, "must not be negative"),
-    (["train.beta1", "train.beta2", "train.ema_decay"], lambda v: 0 <= v < 1, "must be in [0, 1)"),
+    (["train.beta1", "train.beta2", "train.ema_decay", "train.lecam_decay"], lambda v: 0 <= v < 1,
+     "must be in [0, 1)"),
+    (["train.ada_target"], lambda v: -1 < v < 1, "must be in (-1, 1)"),
     (["train.lr_gamma"], lambda v: 0 < v <= 1, "must be in (0, 1]"),
 ]
 

@@ -1,15 +1,17 @@
 """The networks and optimisers of one GAN training run and its three updates: D step, G step, EMA."""
 
+import contextlib
 import copy
 import math
 
 import torch
 from torch import nn
 
-from .. import kernels
+from .. import augment, kernels
 from ..config import Config
-from ..losses import LOSSES, gp_weight, gradient_penalty, r1_penalty
+from ..losses import LOSSES, gp_weight, gradient_penalty, lecam_penalty, r1_penalty
 from ..models import attention_layers, build_discriminator, build_generator
+from ..models.layers import SpectralNorm
 from ..optim import build_optimizer, build_scheduler
 from ..runtime import autocast
 from .transfer import freeze
@@ -24,6 +26,35 @@ def ema_decay(t, step: int) -> float:
         return t.ema_decay
     half_life = min(math.log(0.5) / math.log(t.ema_decay), t.ema_rampup * max(step, 1))
     return 0.5 ** (1 / half_life)
+
+
+def micro_batches(k: int, x: torch.Tensor, y: torch.Tensor | None) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+    """The batch (and its labels) in `k` equal consecutive parts."""
+    return list(zip(x.chunk(k), [None] * k if y is None else y.chunk(k)))
+
+
+def no_sync(net: nn.Module, last: bool):
+    """DDP's gradient all-reduce only after the last micro-batch's backward; nothing to skip otherwise."""
+    return contextlib.nullcontext() if last or not hasattr(net, "no_sync") else net.no_sync()
+
+
+@contextlib.contextmanager
+def reused_power_iteration(nets: list[nn.Module], reuse: bool):
+    """With `reuse`, spectral norm divides by the sigma of the vectors the first micro-batch's power iteration left,
+    without another iteration: K micro-batches normalise the weights as one batch does."""
+    layers = [m for net in nets for m in net.modules() if isinstance(m, SpectralNorm) and m.training] if reuse else []
+    for m in layers:
+        m.training = False
+    try:
+        yield
+    finally:
+        for m in layers:
+            m.training = True
+
+
+def mean_stats(parts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Each statistic's mean over the micro-batches."""
+    return parts[0] if len(parts) == 1 else {key: torch.stack([p[key] for p in parts]).mean() for key in parts[0]}
 
 
 class GANTraining:
@@ -69,6 +100,9 @@ class GANTraining:
         self.d_loss_fn, self.g_loss_fn = LOSSES[t.loss].d, LOSSES[t.loss].g
         self.gp_weight = gp_weight(t.loss, t.gp_weight)
         self._fakes: tuple[torch.Tensor, torch.Tensor | None] | None = None  # the D step's, for the G step to reuse
+        self.augment = augment.build(t)
+        # LeCam: moving averages of D's mean outputs on real and fake images; NaN until the first D step sets them.
+        self.lecam_averages = torch.full((2,), float("nan"), device=device)
 
     def prepare(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """uint8 NCHW images from the data loader -> float in [-1, 1] on the device (labels only if conditional)."""
@@ -84,10 +118,23 @@ class GANTraining:
         return z, y
 
     def d_step(self, real: torch.Tensor, y_real: torch.Tensor | None) -> dict[str, torch.Tensor]:
-        """One discriminator update on a batch of real images; returns detached statistics."""
+        """One discriminator update on a batch of real images (in train.accumulate micro-batches); returns detached
+        statistics."""
+        self._new_step()
+        self.opt_d.zero_grad(set_to_none=True)
+        parts = micro_batches(self.cfg.train.accumulate, real, y_real)
+        stats = []
+        for i, (r, y) in enumerate(parts):
+            with no_sync(self.D_train, last=i == len(parts) - 1), reused_power_iteration([self.G, self.D], i > 0):
+                loss, part = self._d_loss(r, y)
+                self.scaler_d.scale(loss / len(parts)).backward()
+            stats.append(part)
+        self._step(self.D, self.opt_d, self.scaler_d)
+        return mean_stats(stats)
+
+    def _d_loss(self, real: torch.Tensor, y_real: torch.Tensor | None) -> tuple[torch.Tensor, dict]:
         t = self.cfg.train
         n = real.shape[0]
-        self._new_step()
         with autocast(t.amp, self.device):
             if t.reuse_fakes:
                 # Kept with G's graph: the G step scores these fakes again, with the updated D.
@@ -96,6 +143,7 @@ class GANTraining:
             else:
                 with torch.no_grad():
                     fake, y_fake = self._generate(self.G, n)
+            real, fake = self.augment(real), self.augment(fake)  # D only ever sees augmented images
             if self.d_batch_norm:
                 # Batch norm in D (DCGAN's): real and fake batches each normalised by their own statistics.
                 d_real, d_fake = self.D_train(real, y_real).float(), self.D_train(fake, y_fake).float()
@@ -104,11 +152,12 @@ class GANTraining:
                 y = None if y_real is None else torch.cat([y_real, y_fake])
                 logits = self.D_train(torch.cat([real, fake]), y).float()
                 d_real, d_fake = logits[:n], logits[n:]
+        self.augment.observe(d_real)
         loss = self.d_loss_fn(d_real, d_fake)
         stats = {"d_loss": loss.detach(), "d_real": d_real.detach().mean(), "d_fake": d_fake.detach().mean()}
         if self.gp_weight > 0:
             with autocast(t.amp, self.device):
-                gp = gradient_penalty(self.D, real, fake, y_real)
+                gp = gradient_penalty(self.D, real, fake.detach(), y_real)
             loss = loss + self.gp_weight * gp
             stats["gp"] = gp.detach()
         if t.r1_weight > 0:
@@ -116,25 +165,38 @@ class GANTraining:
                 r1 = r1_penalty(self.D, real, y_real)
             loss = loss + t.r1_weight / 2 * r1
             stats["r1"] = r1.detach()
-        self._update(self.D, self.opt_d, self.scaler_d, loss)
-        return stats
+        if t.lecam_weight > 0:
+            means = torch.stack([stats["d_real"], stats["d_fake"]])
+            self.lecam_averages = torch.where(self.lecam_averages.isnan(), means,
+                                              torch.lerp(means, self.lecam_averages, t.lecam_decay))
+            lecam = lecam_penalty(d_real, d_fake, self.lecam_averages)
+            loss = loss + t.lecam_weight * lecam
+            stats["lecam"] = lecam.detach()
+        return loss, stats
 
     def g_step(self, n: int) -> dict[str, torch.Tensor]:
-        """One generator update on `n` fresh latents (`train.reuse_fakes`: on the last D step's fakes); returns
-        detached statistics."""
+        """One generator update on `n` fresh latents (`train.reuse_fakes`: on the last D step's fakes), in
+        train.accumulate micro-batches; returns detached statistics."""
         self._new_step()
         # D's weight gradients are not needed here; skipping them saves a third of D's backward pass.
         for p in self.d_trainable:
             p.requires_grad_(False)
-        with autocast(self.cfg.train.amp, self.device):
-            fake, y = self._fakes if self._fakes is not None else self._generate(self.G_train, n)
-            logits = self.D(fake, y).float()
-        self._fakes = None
-        loss = self.g_loss_fn(logits)
-        self._update(self.G, self.opt_g, self.scaler_g, loss)
+        self.opt_g.zero_grad(set_to_none=True)
+        k = self.cfg.train.accumulate
+        losses = []
+        for i in range(k):
+            with no_sync(self.G_train, last=i == k - 1), reused_power_iteration([self.G, self.D], i > 0):
+                with autocast(self.cfg.train.amp, self.device):
+                    fake, y = self._fakes if self._fakes is not None else self._generate(self.G_train, n // k)
+                    logits = self.D(self.augment(fake), y).float()
+                self._fakes = None
+                loss = self.g_loss_fn(logits)
+                self.scaler_g.scale(loss / k).backward()
+            losses.append({"g_loss": loss.detach()})
+        self._step(self.G, self.opt_g, self.scaler_g)
         for p in self.d_trainable:
             p.requires_grad_(True)
-        return {"g_loss": loss.detach()}
+        return mean_stats(losses)
 
     def _generate(self, net: nn.Module, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         z, y = self.latents(n)
@@ -145,10 +207,8 @@ class GANTraining:
         if self.cfg.train.compile:
             torch.compiler.cudagraph_mark_step_begin()
 
-    def _update(self, net: nn.Module, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
-                loss: torch.Tensor) -> None:
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
+    def _step(self, net: nn.Module, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:
+        """The optimiser step on the gradients the backward passes left, clipped as configured."""
         t = self.cfg.train
         if t.clip_grad_value > 0 or t.clip_grad_norm > 0:
             scaler.unscale_(opt)  # clip the true gradients, not the fp16 loss-scaled ones
@@ -193,6 +253,8 @@ class GANTraining:
             "optimizer_d": self.opt_d.state_dict(),
             "schedulers": {"g": self.sched_g.state_dict(), "d": self.sched_d.state_dict()},
             "grad_scalers": {"g": self.scaler_g.state_dict(), "d": self.scaler_d.state_dict()},
+            "augment": self.augment.state_dict(),
+            "lecam_averages": self.lecam_averages.clone(),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -205,3 +267,6 @@ class GANTraining:
         self.sched_d.load_state_dict(state["schedulers"]["d"])
         self.scaler_g.load_state_dict(state["grad_scalers"]["g"])
         self.scaler_d.load_state_dict(state["grad_scalers"]["d"])
+        if "augment" in state:  # checkpoints from before augmentation and LeCam
+            self.augment.load_state_dict(state["augment"])
+            self.lecam_averages.copy_(state["lecam_averages"])

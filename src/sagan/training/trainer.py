@@ -181,7 +181,7 @@ def _train(cfg: Config, run_dir: Path, resume: bool, progress: bool, on_checkpoi
                         "lr_g": gan.opt_g.param_groups[0]["lr"],
                         "lr_d": gan.opt_d.param_groups[0]["lr"],
                         "minutes": clock() / 60,
-                    } | {f"gamma/{name}": value for name, value in gammas.items()})
+                    } | {f"gamma/{name}": value for name, value in gammas.items()} | gan.augment.stats())
                     check_finite(step, gan, log, last_checkpoint, record)
                     bar.set_postfix_str(f"D {record['d_loss']:.3f} G {record['g_loss']:.3f} "
                                         + " ".join(f"γ{name} {value:+.3f}" for name, value in gammas.items()))

@@ -11,14 +11,17 @@ from . import svg
 
 # (figure name, title, y label, which keys, log-scale y); keys no figure claims get a figure each.
 FIGURES = [
-    ("losses", "Losses", "loss", lambda k: k in ("d_loss", "g_loss", "gp", "r1"), False),
+    ("losses", "Losses", "loss", lambda k: k in ("d_loss", "g_loss", "gp", "r1", "lecam"), False),
     ("discriminator", "Discriminator outputs (batch mean logits)", "logit", lambda k: k in ("d_real", "d_fake"), False),
     ("gamma", "Attention gamma (weight of each attention branch)", "gamma", lambda k: k.startswith("gamma/"), False),
     ("learning-rate", "Learning rates", "learning rate", lambda k: k.startswith("lr_"), True),
+    ("augment", "Adaptive augmentation (p and the overfitting signal r_t)", "value",
+     lambda k: k in ("ada_p", "ada_rt"), False),
     ("speed", "Training speed", "generator steps / s", lambda k: k == "steps_per_s", False),
 ]
 NOT_PLOTTED = {"step", "epoch", "kimg"}
-LABELS = {"d_loss": "D loss", "g_loss": "G loss", "gp": "gradient penalty", "r1": "R1 penalty",
+LABELS = {"d_loss": "D loss", "g_loss": "G loss", "gp": "gradient penalty", "r1": "R1 penalty", "lecam": "LeCam",
+          "ada_p": "augmentation p", "ada_rt": "r_t = E[sign D(real)]",
           "d_real": "D(real)", "d_fake": "D(fake)", "lr_g": "G", "lr_d": "D", "steps_per_s": "steps / s"}
 
 
