@@ -125,6 +125,9 @@ def validate(cfg: Config, scope: str = "run") -> None:
     if t.batch_size % t.accumulate:
         raise ConfigError(f"train.accumulate: {t.accumulate} micro-batches do not divide train.batch_size "
                           f"{t.batch_size}")
+    if t.accumulate > 1 and t.compile and t.compile_mode == "reduce-overhead":
+        # CUDA graphs would overwrite one micro-batch's outputs with the next one's before the backward pass.
+        raise ConfigError("train.accumulate: does not combine with train.compile_mode=reduce-overhead")
     if t.accumulate > 1 and t.reuse_fakes:
         raise ConfigError("train.accumulate: does not combine with train.reuse_fakes (the G step would need every "
                           "micro-batch's graph)")
