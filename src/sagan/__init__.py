@@ -14,6 +14,7 @@ from .api import (
     describe_data,
     download_data,
     evaluate,
+    export,
     generate,
     load_comparison,
     prepare_data,
@@ -27,5 +28,5 @@ from .config import Config, preset
 from .errors import UserError
 
 __all__ = ["Config", "TrainResult", "UserError", "__version__", "bench", "compare", "describe_data", "download_data",
-           "evaluate", "generate", "load_comparison", "load_generator", "prepare_data", "preset", "report",
+           "evaluate", "export", "generate", "load_comparison", "load_generator", "prepare_data", "preset", "report",
            "resolve_config", "train", "visualize"]

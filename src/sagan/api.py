@@ -22,7 +22,7 @@ from .images import save_png
 from .runtime import resolve_device
 
 __all__ = ["EVALUATION_FIELDS", "TrainResult", "bench", "compare", "describe_data", "download_data", "evaluate",
-           "generate", "load_comparison", "prepare_data", "report", "resolve_config", "train", "visualize"]
+           "export", "generate", "load_comparison", "prepare_data", "report", "resolve_config", "train", "visualize"]
 
 
 def resolve_config(preset: str | None = None, file: str | Path | None = None,
@@ -64,27 +64,68 @@ def train(config: Config | str = "demo", out: str | Path | None = None, *, resum
     return TrainResult(run_dir, main, step, record)
 
 
-def generate(checkpoint: str | Path, num: int = 64, *, seed: int = 0, label: int | None = None, batch_size: int = 64,
-             device: str = "auto", out: str | Path | None = None,
+def generate(checkpoint: str | Path, num: int = 64, *, seed: int = 0, label: int | None = None,
+             truncation: float | None = None, grid: bool = False, interpolate: tuple[int, int] | None = None,
+             frames: int = 8, batch_size: int = 64, device: str = "auto", out: str | Path | None = None,
              generator: str = "ema") -> tuple[np.ndarray, np.ndarray | None]:
-    """`num` images (uint8 N x H x W x C) of a checkpoint's `generator` (ema or raw) and their labels (None if
-    unconditional); with `out`, also written as PNGs into that folder, or as one .npz (`images`, `labels`)."""
-    require_positive(num=num, batch_size=batch_size)
+    """`num` images (uint8 N x H x W x C) of a checkpoint's (or safetensors export's) `generator` (ema or raw)
+    and their labels (None if unconditional); `truncation` T redraws latent entries with |z| > T. With
+    `interpolate=(A, B)`: instead, `frames` images along the spherical path from seed A's latent to seed B's (one
+    class: `label`, or seed A's). With `out`: written as PNGs into that folder (`grid`: one sheet, grid.png; an
+    interpolation also as interpolation.gif), or as one .npz (`images`, `labels`)."""
+    from .images import make_grid
+    from .models.base import truncated_normal
+    from .viz.interpolate import slerp
+
+    require_positive(num=num, batch_size=batch_size, frames=frames)
     out = Path(out) if out is not None else None
     if out is not None and out.suffix != ".npz" and out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} exists and is not a folder (use a folder or a .npz file name)")
+    if grid and out is not None and out.suffix == ".npz":
+        raise ConfigError(f"--grid: writes one PNG sheet into a folder, but --out {out} is an .npz file")
     G = checkpoints.load_generator(checkpoint, resolve_device(device), generator)
-    labels = G.make_labels(num, label, torch.Generator().manual_seed(seed))
-    images = G.sample(num, seed=seed, labels=labels, batch_size=batch_size)
+    if interpolate is None:
+        labels = G.make_labels(num, label, torch.Generator().manual_seed(seed))
+        images = G.sample(num, seed=seed, labels=labels, batch_size=batch_size, truncation=truncation)
+    else:
+        ends = [truncated_normal((1, G.z_dim), truncation, torch.Generator().manual_seed(s)) for s in interpolate]
+        z = torch.cat([slerp(ends[0], ends[1], t) for t in torch.linspace(0, 1, frames).tolist()])
+        labels = G.make_labels(1, label, torch.Generator().manual_seed(interpolate[0]))
+        labels = None if labels is None else labels.expand(frames).clone()
+        images = G.generate(z, labels, batch_size)
     labels = labels.numpy() if labels is not None else None
     if out is not None and out.suffix == ".npz":
         buffer = io.BytesIO()
         np.savez(buffer, images=images, **({"labels": labels} if labels is not None else {}))
         atomic_write_bytes(out, buffer.getvalue())
+    elif out is not None and grid:
+        save_png(make_grid(images, frames if interpolate else None), out / "grid.png")
     elif out is not None:
         for i, image in enumerate(images):
             save_png(image, out / f"{i:06d}.png")
+    if out is not None and out.suffix != ".npz" and interpolate:
+        atomic_write_bytes(out / "interpolation.gif", _gif(images))
     return images, labels
+
+
+def _gif(images: np.ndarray, seconds_per_frame: float = 0.1) -> bytes:
+    """An animated GIF, looping, forth and back."""
+    from PIL import Image
+
+    frames = [Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image) for image in images]
+    frames += frames[-2:0:-1]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], loop=0,
+                   duration=int(seconds_per_frame * 1000))
+    return buffer.getvalue()
+
+
+def export(checkpoint: str | Path, fmt: str, out: str | Path) -> list[Path]:
+    """Write the EMA generator of a run or checkpoint as `fmt` (onnx, torchscript, safetensors) into folder `out`,
+    with generator.json (inputs, output, the config); returns the two paths."""
+    from .export import export as export_generator
+
+    return export_generator(checkpoint, fmt, out)
 
 
 def visualize(figure: str, source: str | Path, *, out: str | Path | None = None, **options) -> list[Path]:

@@ -1,9 +1,11 @@
 """Checkpoints: written atomically, found in a run directory, loaded with `weights_only=True`, networks rebuilt.
 
-The one module that writes and reads them; it depends only on the config and the models.
+The one module that writes and reads them (and reads the generator of a safetensors export); it depends only on
+the config and the models.
 """
 
 import io
+import json
 import pickle
 import warnings
 import zipfile
@@ -15,7 +17,7 @@ from torch import nn
 from . import __version__
 from .config import from_dict
 from .config.fields import VERSION
-from .errors import MissingPathError, UserError
+from .errors import MissingExtraError, MissingPathError, UserError
 from .files import atomic_write_bytes
 from .models import Generator, build_discriminator, build_generator
 
@@ -123,8 +125,33 @@ GENERATORS = {"ema": "generator_ema", "raw": "generator"}
 
 
 def load_generator(path: str | Path, device: str | torch.device = "cpu", which: str = "ema") -> Generator:
-    """A generator (GENERATORS) of a checkpoint (a run directory or a .pt file), in eval mode, with `.sample()`."""
+    """A generator (GENERATORS) of a checkpoint (a run directory or a .pt file), or the generator of a safetensors
+    export (`sagan export`), in eval mode, with `.sample()`."""
+    if Path(path).suffix == ".safetensors":
+        return load_export(path, device)
     return generator(load(path, device), device, which)
+
+
+EXPORT_META = "generator.json"  # beside an export: how to call it, and the run's config
+
+
+def load_export(path: str | Path, device: str | torch.device = "cpu") -> Generator:
+    """The generator of a safetensors export, built from the config in its generator.json, in eval mode."""
+    try:
+        from safetensors.torch import load_file
+    except ImportError:
+        raise MissingExtraError("reading a safetensors export needs safetensors: pip install 'sagan[export]'") from None
+    path = Path(path)
+    meta_path = path.parent / EXPORT_META
+    if not path.is_file() or not meta_path.is_file():
+        raise MissingPathError(f"{path} and {EXPORT_META} beside it: expected a `sagan export --format safetensors` "
+                               "folder")
+    cfg = from_dict(json.loads(meta_path.read_text())["config"])
+    cfg.model.g_spectral_norm = False  # the export's weights have it baked in
+    with torch.random.fork_rng(devices=[]):
+        G = build_generator(cfg.model, cfg.data.resolution, cfg.data.channels)
+    G.load_state_dict(load_file(path))
+    return G.to(device).eval().requires_grad_(False)
 
 
 def generator(state: dict, device: str | torch.device = "cpu", which: str = "ema") -> Generator:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from . import api, checkpoints, data
 from . import config as config_mod
 from .errors import ConfigError, RunError, UserError
+from .export import FORMATS as EXPORT_FORMATS
 from .metrics.evaluate import BACKBONES, METRICS
 
 # Flags that set one config field each (argparse dest -> config key); a flag left out keeps the preset's value.
@@ -105,10 +106,22 @@ def build_parser() -> ArgumentParser:
                    help="folder for PNGs, or an .npz file for one uint8 NHWC array 'images' (+ 'labels')")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--class", dest="label", type=int, help="class to generate (conditional models)")
+    p.add_argument("--truncation", type=float, metavar="T", help="redraw latent entries with |z| > T")
+    p.add_argument("--grid", action="store_true", help="one sheet, OUT/grid.png, instead of a PNG per image")
+    p.add_argument("--interpolate", type=int, nargs=2, metavar=("SEED_A", "SEED_B"),
+                   help="frames along the path from seed A's latent to seed B's (and OUT/interpolation.gif)")
+    p.add_argument("--frames", type=int, default=8, help="images of an --interpolate path (default 8)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="auto")
     _generator_argument(p)
     p.set_defaults(run=run_generate)
+
+    p = commands.add_parser("export", help="the EMA generator as ONNX, TorchScript or safetensors, for use "
+                                           "without sagan")
+    p.add_argument("checkpoint", metavar="RUN|FILE", help="run directory or checkpoint file")
+    p.add_argument("--format", dest="fmt", required=True, choices=list(EXPORT_FORMATS))
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for the file and generator.json")
+    p.set_defaults(run=lambda args: print("\n".join(map(str, api.export(args.checkpoint, args.fmt, args.out)))))
 
     p = commands.add_parser("evaluate", help="score a checkpoint or images: FID, IS, KID, precision/recall, SWD")
     source = p.add_mutually_exclusive_group()
@@ -320,9 +333,12 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    api.generate(args.checkpoint, args.num, seed=args.seed, label=args.label, batch_size=args.batch_size,
-                 device=args.device, out=args.out, generator=args.generator)
-    print(f"sagan: wrote {args.num} images to {args.out}")
+    if args.frames != 8 and not args.interpolate:
+        raise ConfigError("--frames: applies only with --interpolate")
+    images, _ = api.generate(args.checkpoint, args.num, seed=args.seed, label=args.label, truncation=args.truncation,
+                             grid=args.grid, interpolate=args.interpolate, frames=args.frames,
+                             batch_size=args.batch_size, device=args.device, out=args.out, generator=args.generator)
+    print(f"sagan: wrote {len(images)} images to {args.out}")
     return 0
 
 
