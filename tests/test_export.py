@@ -131,3 +131,22 @@ def test_the_readme_onnxruntime_lines_draw_an_image(run, tmp_path, monkeypatch):
     exec(compile(code, "README.md", "exec"), {})  # noqa: S102 - the README's own lines, run as a reader would
     with Image.open(tmp_path / "0.png") as image:
         assert image.size == (32, 32)
+
+
+def test_the_model_card_says_what_was_trained_how_and_how_it_scored(tmp_path):
+    from sagan.training.trainer import train
+    from sagan.viz.card import model_card
+
+    cfg = tiny_config(**{"eval.at_end": True, "eval.metrics": ["swd"], "eval.num_samples": 64,
+                         "data.test_fraction": 0.2, "train.report": False})
+    train(cfg, tmp_path / "run", progress=False)
+    card = model_card(tmp_path / "run", "samples.png")
+    for text in ("# run: a SAGAN generator", "`popular` self-attention after G's 16x16 and D's 8x8", "Dataset `embedded`, the train part of a 80% / 20% split (seed 0)",
+                 "Preset `demo`; loss `hinge`", "4 of 4 G steps", "- At step 4: swd ",
+                 "64 samples of the EMA generator against `embedded`, its `test` part.",
+                 "![samples of the EMA generator](samples.png)", "## Intended use and limits"):
+        assert text in card, text
+    assert main(["export", str(tmp_path / "run"), "--format", "torchscript", "--out", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "MODEL_CARD.md").read_text() == card and (tmp_path / "out" / "samples.png").is_file()
+    assert main(["report", str(tmp_path / "run")]) == 0
+    assert "](samples/step-0000004.png)" in (tmp_path / "run" / "MODEL_CARD.md").read_text()

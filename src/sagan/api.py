@@ -122,7 +122,7 @@ def _gif(images: np.ndarray, seconds_per_frame: float = 0.1) -> bytes:
 
 def export(checkpoint: str | Path, fmt: str, out: str | Path) -> list[Path]:
     """Write the EMA generator of a run or checkpoint as `fmt` (onnx, torchscript, safetensors) into folder `out`,
-    with generator.json (inputs, output, the config); returns the two paths."""
+    with generator.json (inputs, output, the config) and MODEL_CARD.md; returns their paths."""
     from .export import export as export_generator
 
     return export_generator(checkpoint, fmt, out)

@@ -2,8 +2,9 @@
 file beside it that says how to call it.
 
 Spectral norm is baked into the weights first (in eval mode it divides each weight by a fixed sigma), so the
-exported network, the one `sagan.load_generator` builds from a safetensors export, is plain convolutions, batch norm with its running statistics and the attention blocks' plain
-path (the reference math of `sagan.models`, no `sagan.kernels`)."""
+exported network (the one `sagan.load_generator` rebuilds from a safetensors export) is plain convolutions, batch
+norm with its running statistics and the attention blocks' plain path (the reference math of `sagan.models`, no
+`sagan.kernels`)."""
 
 import io
 import json
@@ -19,6 +20,7 @@ from .config import from_dict, to_dict
 from .errors import ConfigError, MissingExtraError
 from .files import atomic_write_bytes, atomic_write_text
 from .models import Generator, build_generator
+from .viz import card
 
 META = checkpoints.EXPORT_META
 
@@ -61,8 +63,7 @@ def _torchscript(G: Generator) -> bytes:
     buffer = io.BytesIO()
     # torch marks TorchScript deprecated in favour of torch.export, but C++ and mobile runtimes still load it.
     with torch.no_grad(), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*deprecated", category=(DeprecationWarning, FutureWarning,
-                                                                            UserWarning))
+        warnings.filterwarnings("ignore", message=".*deprecated")
         torch.jit.save(torch.jit.trace(G, example_inputs(G)), buffer)
     return buffer.getvalue()
 
@@ -85,7 +86,7 @@ FORMATS: dict[str, tuple[str, Callable[[Generator], bytes]]] = {
 
 def export(source: str | Path, fmt: str, out: str | Path) -> list[Path]:
     """Write the EMA generator of the run or checkpoint `source` as `fmt` (FORMATS) into folder `out`, with
-    generator.json; returns both paths."""
+    generator.json and MODEL_CARD.md (and the run's latest sample grid, samples.png); returns the three paths."""
     if fmt not in FORMATS:
         raise ConfigError(f"--format: '{fmt}' is not one of {', '.join(FORMATS)}")
     out = Path(out)
@@ -109,4 +110,9 @@ def export(source: str | Path, fmt: str, out: str | Path) -> list[Path]:
     }
     atomic_write_bytes(out / name, data)
     atomic_write_text(out / META, json.dumps(meta, indent=1))
-    return [out / name, out / META]
+    grids = sorted((checkpoints.run_dir(source) / "samples").glob("step-*.png"))
+    if grids:
+        atomic_write_bytes(out / "samples.png", grids[-1].read_bytes())
+    atomic_write_text(out / card.CARD, card.model_card(checkpoints.run_dir(source),
+                                                       "samples.png" if grids else None))
+    return [out / name, out / META, out / card.CARD]

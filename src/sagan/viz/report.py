@@ -20,13 +20,14 @@ from .. import checkpoints
 from ..config import from_dict, to_yaml
 from ..errors import MissingPathError
 from ..files import atomic_write_text
-from . import attention, curves, layout, saliency
+from . import attention, card, curves, layout, saliency
 
 REPORT = "report.html"
 
 
 def write_report(run_dir: str | Path, num_images: int = 4, grid: int = 16, seed: int = 0) -> Path:
-    """Write `RUN/report.html` from the run's latest checkpoint and files; returns its path. The explorer shows
+    """Write `RUN/report.html` (and `RUN/MODEL_CARD.md`) from the run's latest checkpoint and files; returns the
+    report's path. The explorer shows
     `num_images` generated images with precomputed maps for a lattice of up to `grid` x `grid` query positions."""
     run_dir = Path(run_dir)
     state = checkpoints.load(run_dir)
@@ -56,6 +57,7 @@ def write_report(run_dir: str | Path, num_images: int = 4, grid: int = 16, seed:
     page = re.sub(r"\{\{(\w+)\}\}", lambda m: parts[m[1]], page)  # one pass: inserted text is never re-read
     path = run_dir / REPORT
     atomic_write_text(path, page)
+    atomic_write_text(run_dir / card.CARD, card.model_card(run_dir, samples[-1]["src"] if samples else None))
     return path
 
 
