@@ -141,7 +141,8 @@ def test_the_model_card_says_what_was_trained_how_and_how_it_scored(tmp_path):
                          "data.test_fraction": 0.2, "train.report": False})
     train(cfg, tmp_path / "run", progress=False)
     card = model_card(tmp_path / "run", "samples.png")
-    for text in ("# run: a SAGAN generator", "`popular` self-attention after G's 16x16 and D's 8x8", "Dataset `embedded`, the train part of a 80% / 20% split (seed 0)",
+    for text in ("# run: a SAGAN generator", "`popular` self-attention after G's 16x16 and D's 8x8",
+                 "Dataset `embedded`, the train part of a 80% / 20% split (seed 0)",
                  "Preset `demo`; loss `hinge`", "4 of 4 G steps", "- At step 4: swd ",
                  "64 samples of the EMA generator against `embedded`, its `test` part.",
                  "![samples of the EMA generator](samples.png)", "## Intended use and limits"):
