@@ -63,7 +63,8 @@ class Ada(Augment):
 AUGMENTS: dict[str, Callable[..., Augment]] = {
     "none": lambda t: Augment(),
     "diffaugment": lambda t: DiffAugment(t.augment_policy),
-    "ada": lambda t: Ada(AdaController(t.ada_target, t.ada_images, t.ada_interval, t.batch_size)),
+    # observed once per micro-batch of train.accumulate
+    "ada": lambda t: Ada(AdaController(t.ada_target, t.ada_images, t.ada_interval, t.batch_size // t.accumulate)),
 }
 
 
