@@ -38,8 +38,8 @@ def needs_browser(test):
 
 
 @contextlib.contextmanager
-def browser_page(path: Path, width: int = 1200, height: int = 1000):
-    """The page at `path` loaded in headless Chromium, with `.requests` (every URL it asked for) and `.errors`
+def browser_page(path: Path | str, width: int = 1200, height: int = 1000):
+    """The page at `path` (a file, or a URL) loaded in headless Chromium, with `.requests` (every URL it asked for) and `.errors`
     (script errors) recorded; `.broken_images()` lists the images that did not load."""
     from playwright.sync_api import sync_playwright
 
@@ -54,7 +54,7 @@ def browser_page(path: Path, width: int = 1200, height: int = 1000):
             page.on("pageerror", lambda error: page.errors.append(str(error)))
             page.broken_images = lambda: page.evaluate("""() => [...document.images]
                 .filter(img => !(img.complete && img.naturalWidth > 0)).map(img => img.alt || img.src.slice(0, 40))""")
-            page.goto(path.resolve().as_uri())
+            page.goto(path if isinstance(path, str) else path.resolve().as_uri())
             page.wait_for_load_state("load")
             yield page
         finally:

@@ -21,7 +21,7 @@ from .files import atomic_write_bytes
 from .images import save_png
 from .runtime import resolve_device
 
-__all__ = ["EVALUATION_FIELDS", "TrainResult", "bench", "compare", "describe_data", "download_data", "evaluate",
+__all__ = ["EVALUATION_FIELDS", "TrainResult", "app", "bench", "compare", "describe_data", "download_data", "evaluate",
            "export", "generate", "load_comparison", "prepare_data", "report", "resolve_config", "train", "visualize"]
 
 
@@ -74,8 +74,7 @@ def generate(checkpoint: str | Path, num: int = 64, *, seed: int = 0, label: int
     class: `label`, or seed A's). With `out`: written as PNGs into that folder (`grid`: one sheet, grid.png; an
     interpolation also as interpolation.gif), or as one .npz (`images`, `labels`)."""
     from .images import make_grid
-    from .models.base import truncated_normal
-    from .viz.interpolate import slerp
+    from .viz.interpolate import seed_path
 
     require_positive(num=num, batch_size=batch_size, frames=frames)
     out = Path(out) if out is not None else None
@@ -88,11 +87,7 @@ def generate(checkpoint: str | Path, num: int = 64, *, seed: int = 0, label: int
         labels = G.make_labels(num, label, torch.Generator().manual_seed(seed))
         images = G.sample(num, seed=seed, labels=labels, batch_size=batch_size, truncation=truncation)
     else:
-        ends = [truncated_normal((1, G.z_dim), truncation, torch.Generator().manual_seed(s)) for s in interpolate]
-        z = torch.cat([slerp(ends[0], ends[1], t) for t in torch.linspace(0, 1, frames).tolist()])
-        labels = G.make_labels(1, label, torch.Generator().manual_seed(interpolate[0]))
-        labels = None if labels is None else labels.expand(frames).clone()
-        images = G.generate(z, labels, batch_size)
+        images, labels = seed_path(G, interpolate, frames, truncation, label, batch_size)
     labels = labels.numpy() if labels is not None else None
     if out is not None and out.suffix == ".npz":
         buffer = io.BytesIO()
@@ -138,6 +133,14 @@ def visualize(figure: str, source: str | Path, *, out: str | Path | None = None,
         raise ConfigError(f"unknown figure '{figure}'; choose from {', '.join(figures.FIGURES)}")
     drawn = figures.FIGURES[figure](source, **options)
     return figures.write(drawn, out if out is not None else checkpoints.run_dir(source) / "figures")
+
+
+def app(run: str | Path, host: str = "127.0.0.1", port: int = 7860):
+    """The local web app of a run or checkpoint (`sagan app`), listening but not yet serving: call
+    `.serve_forever()`; `.address` is its URL."""
+    from .app import make_server
+
+    return make_server(run, host, port)
 
 
 def report(run_dir: str | Path) -> Path:

@@ -195,6 +195,13 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="folder for the PNGs (default RUN/figures)")
     p.set_defaults(run=run_visualize)
 
+    p = commands.add_parser("app", help="a local web page to sample, walk between seeds and see attention maps")
+    p.add_argument("run_dir", metavar="RUN|FILE", help="run directory or checkpoint file")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0: every network)")
+    p.add_argument("--port", type=int, default=7860, help="port (default 7860; 0: any free one)")
+    p.set_defaults(run=run_app)
+
     p = commands.add_parser("report", help="write RUN/report.html, a page to explore the run in a browser")
     p.add_argument("run_dir", metavar="RUN", help="run directory")
     p.set_defaults(run=lambda args: print(api.report(args.run_dir)))
@@ -364,6 +371,18 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if args.precision != "fp32":
         print(f"(Inception in {args.precision}: not comparable with published FID / IS / KID)")
     print(json.dumps(result))
+    return 0
+
+
+def run_app(args: argparse.Namespace) -> int:
+    server = api.app(args.run_dir, host=args.host, port=args.port)
+    print(f"sagan: serving {args.run_dir} at {server.address}; Ctrl-C stops it", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
     return 0
 
 

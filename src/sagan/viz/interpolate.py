@@ -9,6 +9,7 @@ from torch import nn
 
 from ..images import make_grid
 from ..models import Generator
+from ..models.base import truncated_normal
 
 
 def slerp(z0: torch.Tensor, z1: torch.Tensor, t: float) -> torch.Tensor:
@@ -32,6 +33,17 @@ def latent_rows(G: Generator, pairs: int, steps: int, seed: int = 0) -> np.ndarr
     labels = G.make_labels(pairs, None, rng)
     labels = None if labels is None else labels.repeat_interleave(steps)
     return make_grid(G.generate(z, labels), steps)
+
+
+def seed_path(G: Generator, seeds: tuple[int, int], frames: int, truncation: float | None = None,
+              label: int | None = None, batch_size: int = 64) -> tuple[np.ndarray, torch.Tensor | None]:
+    """`frames` images along the spherical path from seed A's latent to seed B's (the latents G.sample draws for
+    those seeds), and their one class (`label`, or seed A's) when conditional."""
+    ends = [truncated_normal((1, G.z_dim), truncation, torch.Generator().manual_seed(s)) for s in seeds]
+    z = torch.cat([slerp(ends[0], ends[1], t) for t in torch.linspace(0, 1, frames).tolist()])
+    labels = G.make_labels(1, label, torch.Generator().manual_seed(seeds[0]))
+    labels = None if labels is None else labels.expand(frames).clone()
+    return G.generate(z, labels, batch_size), labels
 
 
 def class_pairs(num_classes: int, pairs: int, seed: int = 0) -> list[tuple[int, int]]:
