@@ -39,8 +39,8 @@ def needs_browser(test):
 
 @contextlib.contextmanager
 def browser_page(path: Path | str, width: int = 1200, height: int = 1000):
-    """The page at `path` (a file, or a URL) loaded in headless Chromium, with `.requests` (every URL it asked for) and `.errors`
-    (script errors) recorded; `.broken_images()` lists the images that did not load."""
+    """The page at `path` (a file, or a URL) loaded in headless Chromium, with `.requests` (every URL it asked for)
+    and `.errors` (script errors) recorded; `.broken_images()` lists the images that did not load."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
