@@ -260,12 +260,6 @@ def test_load_generator_samples_like_the_run(tmp_path):
     assert (images == G.sample(4, seed=1, labels=[0, 1, 2, 3])).all()
 
 
-def test_tensorboard_events_when_installed(tmp_path):
-    pytest.importorskip("tensorboard", reason="tensorboard is an optional extra")
-    train(tiny_config(**{"train.steps": 2}), tmp_path, progress=False)
-    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
-
-
 @pytest.mark.parametrize("rampup,closer_to", [(0.05, "raw"), (0.0, "initial")])
 def test_ema_samples_show_what_a_short_run_trained(tmp_path, rampup, closer_to):
     """With decay 0.999 from the first step, a short run's EMA is mostly the initial G; the ramp-up makes it an

@@ -135,6 +135,9 @@ class TrainConfig:
     sample_raw: bool = resumable(False)  # also samples/raw/: the raw G's grid of the same latents beside the EMA's
     epoch_sheets: bool = resumable(False)  # at each epoch's end samples/epoch-NNNN.png: real images beside the EMA G's
     report: bool = resumable(True)  # `sagan train` refreshes RUN/report.html at every checkpoint
+    # experiment trackers that receive the logged scalars and sample grids (trackers.TRACKERS): tensorboard, wandb,
+    # mlflow, any combination
+    loggers: list[str] = field(default_factory=list, metadata={"resumable": True})
 
 
 @dataclass

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from .. import augment, data, kernels
+from .. import augment, data, kernels, trackers
 from ..data.imagefolder import LABELS
 from ..errors import ConfigError, MissingPathError
 from ..losses import LOSSES, gp_weight
@@ -118,6 +118,8 @@ def validate(cfg: Config, scope: str = "run") -> None:
                           f"{t.steps}, epochs={t.epochs}")
     if t.loss == "wgan-gp" and gp_weight(t.loss, t.gp_weight) == 0:
         raise ConfigError("train.gp_weight: 0 leaves the wgan-gp critic unconstrained; it needs a penalty above 0")
+    if unknown := [name for name in t.loggers if name not in trackers.TRACKERS]:
+        raise ConfigError(f"train.loggers: {', '.join(unknown)} not among {', '.join(trackers.TRACKERS)}")
     policies = t.augment_policy.split(",")
     if not set(policies) <= set(augment.POLICIES) or len(set(policies)) != len(policies):
         raise ConfigError(f"train.augment_policy: '{t.augment_policy}' is not a comma-separated list of distinct "
@@ -203,6 +205,7 @@ def check_environment(cfg: Config, scope: str = "run") -> None:
         root = Path(cfg.data.root).expanduser()
         if not root.exists():
             raise MissingPathError(f"data root {root} does not exist")
+    trackers.check(cfg.train.loggers)
     if cfg.train.init_from and not Path(cfg.train.init_from).expanduser().exists():
         raise MissingPathError(f"train.init_from: {cfg.train.init_from} does not exist (a run directory or a "
                                f"checkpoint file)")

@@ -1,6 +1,6 @@
-"""What a run reports: `metrics.jsonl` (one JSON object per log interval and one per epoch), `train.log`, and
-TensorBoard events when the optional `tensorboard` package is installed. In a multi-process run the statistics are
-averaged over the processes and only rank 0 writes."""
+"""What a run reports: `metrics.jsonl` (one JSON object per log interval and one per epoch), `train.log`, and the
+experiment trackers of `train.loggers` (`trackers.py`). In a multi-process run the statistics are averaged over
+the processes and only rank 0 writes."""
 
 import json
 import logging
@@ -12,13 +12,15 @@ import torch
 from tqdm import tqdm
 
 from ..files import atomic_write_text
+from ..trackers import Tracker
 from . import distributed
 
 
 class RunLog:
-    def __init__(self, run_dir: Path, drop_after: int = 0):
+    def __init__(self, run_dir: Path, drop_after: int = 0, trackers: list[Tracker] = ()):
         """`drop_after`: the step a run starts from (a resumed run's checkpoint, else 0); the records past it,
-        written after that checkpoint by a process that was killed, are dropped, so no step is recorded twice."""
+        written after that checkpoint by a process that was killed, are dropped, so no step is recorded twice.
+        `trackers` receive every record and sample grid."""
         self.metrics_path = run_dir / "metrics.jsonl"
         self.logger = logging.getLogger(f"sagan.run.{run_dir.resolve()}")
         self.logger.setLevel(logging.INFO)
@@ -32,7 +34,7 @@ class RunLog:
         self.handler = logging.FileHandler(run_dir / "train.log") if self.writes else logging.NullHandler()
         self.handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
         self.logger.addHandler(self.handler)
-        self.tensorboard = _summary_writer(run_dir) if self.writes else None
+        self.trackers = list(trackers)
         self.interval, self.epoch = Sums(), Sums()  # of the statistics since the last flush, and this epoch
         self.interval_start = time.perf_counter()
 
@@ -75,16 +77,19 @@ class RunLog:
             with open(self.metrics_path, "a") as f:
                 f.write(json.dumps(record) + "\n")
         self.info(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
-        if self.tensorboard is not None:
-            for key, value in record.items():
-                if key != "step":
-                    self.tensorboard.add_scalar(key, value, record["step"])
+        for tracker in self.trackers:
+            tracker.scalars({k: v for k, v in record.items() if k != "step"}, record["step"])
+
+    def image(self, name: str, image, step: int) -> None:
+        """A picture for the trackers (uint8 HWC), e.g. the sample grid."""
+        for tracker in self.trackers:
+            tracker.image(name, image, step)
 
     def close(self) -> None:
         self.logger.removeHandler(self.handler)
         self.handler.close()
-        if self.tensorboard is not None:
-            self.tensorboard.close()
+        for tracker in self.trackers:
+            tracker.close()
 
 
 def _step(line: str) -> float:
@@ -113,11 +118,3 @@ class Sums:
 
     def state_dict(self) -> dict:
         return {"sums": dict(self.sums), "count": self.count}
-
-
-def _summary_writer(run_dir: Path):
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:  # tensorboard is an optional extra
-        return None
-    return SummaryWriter(str(run_dir / "tensorboard"))

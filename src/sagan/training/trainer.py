@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .. import checkpoints, data
+from .. import checkpoints, data, trackers
 from ..config import Config, DataConfig, TrainConfig, dataset_options, to_dict, to_yaml, validate
 from ..errors import ConfigError, DataError, Interrupted, NonFiniteError, RunError, UserError
 from ..files import atomic_write_text, remove_temporaries
@@ -95,7 +95,8 @@ def _train(cfg: Config, run_dir: Path, resume: bool, progress: bool, on_checkpoi
                 remove_temporaries(folder)  # left by a process killed mid-write; this one holds the lock
             (run_dir / "samples").mkdir(exist_ok=True)
             atomic_write_text(run_dir / "config.yaml", to_yaml(cfg))
-    log = RunLog(run_dir, drop_after=step)  # records of a killed process past the checkpoint go
+    # Records of a killed process past the checkpoint go; the trackers receive what metrics.jsonl does.
+    log = RunLog(run_dir, drop_after=step, trackers=trackers.start(t.loggers, run_dir, to_dict(cfg)) if main else [])
     log.epoch = epoch_sums
     processes = f" x {distributed.world_size()} processes" if distributed.world_size() > 1 else ""
     log.info(f"{'resumed at step ' + str(step) if resume else 'started'}: preset {cfg.preset or '(none)'}, "
@@ -187,7 +188,9 @@ def _train(cfg: Config, run_dir: Path, resume: bool, progress: bool, on_checkpoi
                                         + " ".join(f"γ{name} {value:+.3f}" for name, value in gammas.items()))
                 if main and (step % t.sample_every == 0 or last):
                     path = run_dir / "samples" / f"{checkpoints.step_name(step)}.png"
-                    save_png(sample_grid(gan.G_ema, t, sample_labels, nrow), path)
+                    grid = sample_grid(gan.G_ema, t, sample_labels, nrow)
+                    save_png(grid, path)
+                    log.image("samples", grid, step)
                     if t.sample_raw:
                         save_png(sample_grid(gan.G, t, sample_labels, nrow), path.parent / "raw" / path.name)
                 if evaluation is not None and (last or cfg.eval.every and step % cfg.eval.every == 0):
