@@ -25,6 +25,7 @@ class Studio:
         self.G = checkpoints.load_generator(run)
         self.lock = threading.Lock()  # one generator, one request at a time
         self.scale = layout.readable_scale(self.G.resolution, 256)
+        self.last = None  # the last sample and its attention maps: what a click on it asks about
 
     def info(self) -> dict:
         return {"run": self.run.resolve().name, "z_dim": self.G.z_dim, "num_classes": self.G.num_classes,
@@ -33,13 +34,13 @@ class Studio:
     def sample(self, seed: int, truncation: float | None, label: int | None) -> dict:
         with self.lock, attention.Recorder(self.G) as recorder:
             images = self.G.sample(1, seed, self._labels(label), truncation=truncation)
-        self.last = (images, recorder.maps)  # what a click on this sample is about
+        self.last = (images, recorder.maps)
         return {"image": data_uri(layout.upscale(layout.rgb(images[0]), self.scale))}
 
     def attention(self, y: float, x: float) -> dict:
         """Each attention layer's map for the query nearest to the image point (y, x), in [0, 1] coordinates, of
         the last sample."""
-        if not hasattr(self, "last"):
+        if self.last is None:
             raise ConfigError("no sample yet: generate one first")
         images, maps = self.last
         image = layout.upscale(layout.rgb(images[0]), self.scale)

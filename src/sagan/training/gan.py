@@ -127,7 +127,7 @@ class GANTraining:
         for i, (r, y) in enumerate(parts):
             with no_sync(self.D_train, last=i == len(parts) - 1), reused_power_iteration([self.G, self.D], i > 0):
                 loss, part = self._d_loss(r, y)
-                self.scaler_d.scale(loss / len(parts)).backward()
+                self.scaler_d.scale(loss * (len(r) / len(real))).backward()
             stats.append(part)
         self._step(self.D, self.opt_d, self.scaler_d)
         return mean_stats(stats)
@@ -182,16 +182,17 @@ class GANTraining:
         for p in self.d_trainable:
             p.requires_grad_(False)
         self.opt_g.zero_grad(set_to_none=True)
-        k = self.cfg.train.accumulate
+        k = min(self.cfg.train.accumulate, n)
+        sizes = [n // k + (i < n % k) for i in range(k)]  # k near-equal parts of the batch
         losses = []
-        for i in range(k):
+        for i, size in enumerate(sizes):
             with no_sync(self.G_train, last=i == k - 1), reused_power_iteration([self.G, self.D], i > 0):
                 with autocast(self.cfg.train.amp, self.device):
-                    fake, y = self._fakes if self._fakes is not None else self._generate(self.G_train, n // k)
+                    fake, y = self._fakes if self._fakes is not None else self._generate(self.G_train, size)
                     logits = self.D(self.augment(fake), y).float()
                 self._fakes = None
                 loss = self.g_loss_fn(logits)
-                self.scaler_g.scale(loss / k).backward()
+                self.scaler_g.scale(loss * (size / n)).backward()  # the batch mean's gradient, summed over parts
             losses.append({"g_loss": loss.detach()})
         self._step(self.G, self.opt_g, self.scaler_g)
         for p in self.d_trainable:
