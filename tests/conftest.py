@@ -97,6 +97,18 @@ def tiny_config(**overrides):
     return cfg
 
 
+def straight_and_resumed(tmp_path: Path, overrides: dict, steps: int = 6) -> tuple[dict, dict]:
+    """The final checkpoints of a tiny run trained `steps` steps straight (tmp_path/straight) and of the same run
+    stopped at half and resumed to the end (tmp_path/halves); checkpoints only at the ends."""
+    from sagan.training.trainer import train
+
+    for name, length, resume in (("straight", steps, False), ("halves", steps // 2, False), ("halves", steps, True)):
+        cfg = tiny_config(**overrides, **{"train.steps": length, "train.checkpoint_every": 10})
+        train(cfg, tmp_path / name, resume=resume, progress=False)
+    return tuple(torch.load(tmp_path / name / "checkpoints" / "latest.pt", weights_only=True)
+                 for name in ("straight", "halves"))
+
+
 # Images for the dataset tests.
 RED, BLUE = (220, 30, 40), (20, 40, 210)
 COLORS = [(250, 0, 0), (0, 250, 0), (0, 0, 250), (250, 250, 0), (0, 250, 250)]

@@ -8,14 +8,13 @@ import re
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import tiny_config
+from conftest import straight_and_resumed, tiny_config
 
 from sagan import kernels
-from sagan.config import ConfigError, set_value, validate
+from sagan.config import ConfigError
 from sagan.models import ATTENTION, AttentionOptions, SelfAttention
 from sagan.models.attention import DeformableAttention, LocalAttention, build
 from sagan.models.attention.position import sincos_table
-from sagan.training.trainer import train
 from sagan.viz.report import write_report
 
 
@@ -312,11 +311,8 @@ def test_a_positional_encoding_ends_the_full_blocks_indifference_to_position(pos
     ({"model.attention_pos": "rope"}, "model.attention_pos: 'rope' is not one of none, sincos, learned"),
 ])
 def test_attention_options_are_checked_with_the_config(overrides, message):
-    cfg = tiny_config()
-    for key, value in overrides.items():
-        set_value(cfg, key, value)
     with pytest.raises(ConfigError, match=message):
-        validate(cfg)
+        tiny_config(**overrides)  # set and validated
 
 
 @pytest.mark.parametrize("overrides", [
@@ -327,14 +323,7 @@ def test_attention_options_are_checked_with_the_config(overrides, message):
     {"model.attention_pos": "learned"},
 ], ids=lambda o: "-".join(str(v) for v in o.values()))
 def test_every_form_trains_resumes_exactly_and_shows_its_maps(tmp_path, overrides):
-    straight = tiny_config(**overrides, **{"train.checkpoint_every": 10})
-    train(straight, tmp_path / "straight", progress=False)
-    halves = tiny_config(**overrides, **{"train.steps": 2, "train.checkpoint_every": 10})
-    train(halves, tmp_path / "halves", progress=False)
-    halves.train.steps = 4
-    train(halves, tmp_path / "halves", resume=True, progress=False)
-    a, b = (torch.load(tmp_path / run / "checkpoints" / "latest.pt", weights_only=True)
-            for run in ("straight", "halves"))
+    a, b = straight_and_resumed(tmp_path, overrides, steps=4)
     for net in ("generator", "discriminator", "generator_ema"):
         assert all(torch.equal(a[net][name], b[net][name]) for name in a[net]), net
     assert a["generator"]["blocks.attn16.gamma"].abs() > 0

@@ -3,15 +3,14 @@ regularization and gradient accumulation."""
 
 import pytest
 import torch
-from conftest import tiny_config
+from conftest import straight_and_resumed, tiny_config
 
 from sagan import augment
 from sagan.augment.ada import AdaController, ada_augment, resample
 from sagan.augment.diffaugment import POLICIES, cutout, diff_augment, translation
-from sagan.config import ConfigError, set_value, validate
+from sagan.config import ConfigError, set_value
 from sagan.losses import lecam_penalty
 from sagan.training.gan import GANTraining
-from sagan.training.trainer import train
 from sagan.viz import curves
 
 TRANSFORMS = {"diffaugment-" + name: (lambda x, name=name: diff_augment(x, name)) for name in POLICIES} | {
@@ -108,14 +107,7 @@ def test_accumulated_micro_batches_update_d_as_the_whole_batch():
                                         "train.lecam_weight": 0.3},
                                        {"train.augment": "diffaugment", "train.accumulate": 2}])
 def test_resume_restores_p_and_the_lecam_averages_exactly(tmp_path, overrides):
-    straight = tiny_config(**overrides, **{"train.steps": 6, "train.checkpoint_every": 10})
-    train(straight, tmp_path / "straight", progress=False)
-    halves = tiny_config(**overrides, **{"train.steps": 3, "train.checkpoint_every": 10})
-    train(halves, tmp_path / "halves", progress=False)
-    halves.train.steps = 6
-    train(halves, tmp_path / "halves", resume=True, progress=False)
-    a, b = (torch.load(tmp_path / run / "checkpoints" / "latest.pt", weights_only=True)
-            for run in ("straight", "halves"))
+    a, b = straight_and_resumed(tmp_path, overrides)
     assert a["augment"] == b["augment"]
     assert torch.equal(a["lecam_averages"].nan_to_num(), b["lecam_averages"].nan_to_num())
     for net in ("generator", "discriminator"):
@@ -135,11 +127,8 @@ def test_resume_restores_p_and_the_lecam_averages_exactly(tmp_path, overrides):
     ({"train.accumulate": 2, "train.reuse_fakes": True}, "train.accumulate: does not combine with train.reuse"),
 ])
 def test_small_data_options_are_checked_with_the_config(overrides, message):
-    cfg = tiny_config()
-    for key, value in overrides.items():
-        set_value(cfg, key, value)
     with pytest.raises(ConfigError, match=message):
-        validate(cfg)
+        tiny_config(**overrides)  # set and validated
 
 
 def test_the_registry_builds_each_augmentation():

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from conftest import tiny_config
 
-from sagan.config import ConfigError, set_value, validate
+from sagan.config import ConfigError
 from sagan.models import build_discriminator, build_generator
 from sagan.models.deformable import DeformConv2d
 from sagan.training.gan import GANTraining
@@ -86,8 +86,5 @@ def test_deformable_blocks_of_the_resnet_nets_and_their_parameters():
      r"model.d_deformable: \[32\] not a feature resolution of the resnet discriminator at 32x32; choose from \[4, 8"),
 ])
 def test_deformable_placement_is_checked_with_the_config(overrides, message):
-    cfg = tiny_config()
-    for key, value in overrides.items():
-        set_value(cfg, key, value)
     with pytest.raises(ConfigError, match=message):
-        validate(cfg)
+        tiny_config(**overrides)  # set and validated

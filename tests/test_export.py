@@ -135,12 +135,15 @@ def test_the_readme_onnxruntime_lines_draw_an_image(run, tmp_path, monkeypatch):
 
 def test_the_model_card_says_what_was_trained_how_and_how_it_scored(tmp_path):
     from sagan.training.trainer import train
+    from sagan.viz import curves
     from sagan.viz.card import model_card
 
     cfg = tiny_config(**{"eval.at_end": True, "eval.metrics": ["swd"], "eval.num_samples": 64,
                          "data.test_fraction": 0.2, "train.report": False})
     train(cfg, tmp_path / "run", progress=False)
-    card = model_card(tmp_path / "run", "samples.png")
+    state = checkpoints.load(tmp_path / "run")
+    card = model_card(tmp_path / "run", state, checkpoints.generator(state), curves.read_metrics(tmp_path / "run"),
+                      "samples.png")
     for text in ("# run: a SAGAN generator", "`popular` self-attention after G's 16x16 and D's 8x8",
                  "Dataset `embedded`, the train part of a 80% / 20% split (seed 0)",
                  "Preset `demo`; loss `hinge`", "4 of 4 G steps", "- At step 4: swd ",

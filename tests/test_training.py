@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from conftest import needs_cuda, tiny_config
+from conftest import needs_cuda, straight_and_resumed, tiny_config
 from PIL import Image
 
 import sagan
@@ -52,14 +52,7 @@ def test_short_run_writes_the_run_directory(tmp_path):
     {"train.reuse_fakes": True, "train.loss": "wgan-gp"},
 ])
 def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, overrides):
-    straight = tiny_config(**overrides, **{"train.steps": 6, "train.checkpoint_every": 10})
-    train(straight, tmp_path / "straight", progress=False)
-    halves = tiny_config(**overrides, **{"train.steps": 3, "train.checkpoint_every": 10})
-    train(halves, tmp_path / "halves", progress=False)
-    halves.train.steps = 6
-    train(halves, tmp_path / "halves", resume=True, progress=False)
-    a = load(tmp_path / "straight" / "checkpoints" / "latest.pt")
-    b = load(tmp_path / "halves" / "checkpoints" / "latest.pt")
+    a, b = straight_and_resumed(tmp_path, overrides)
     assert a["step"] == b["step"] == 6
     for key in ("generator", "discriminator", "generator_ema"):
         assert a[key].keys() == b[key].keys()

@@ -20,7 +20,7 @@ from .config import from_dict, to_dict
 from .errors import ConfigError, MissingExtraError
 from .files import atomic_write_bytes, atomic_write_text
 from .models import Generator, build_generator
-from .viz import card
+from .viz import card, curves
 
 META = checkpoints.EXPORT_META
 
@@ -110,9 +110,11 @@ def export(source: str | Path, fmt: str, out: str | Path) -> list[Path]:
     }
     atomic_write_bytes(out / name, data)
     atomic_write_text(out / META, json.dumps(meta, indent=1))
-    grids = sorted((checkpoints.run_dir(source) / "samples").glob("step-*.png"))
+    run_dir = checkpoints.run_dir(source)
+    grids = sorted((run_dir / "samples").glob("step-*.png"))
     if grids:
         atomic_write_bytes(out / "samples.png", grids[-1].read_bytes())
-    atomic_write_text(out / card.CARD, card.model_card(checkpoints.run_dir(source),
-                                                       "samples.png" if grids else None))
+    card_text = card.model_card(run_dir, state, G, curves.read_metrics(run_dir, missing_ok=True),
+                                "samples.png" if grids else None)
+    atomic_write_text(out / card.CARD, card_text)
     return [out / name, out / META, out / card.CARD]

@@ -37,10 +37,15 @@ def rotate(theta, b, device):
                    b, device)
 
 
+def _chosen(b: int, p: float, device) -> torch.Tensor:
+    """1 for the images that get a transform (each with probability p), else 0: (b,) float."""
+    return (torch.rand(b, device=device) < p).float()
+
+
 def geometric(b: int, p: float, size: int, device) -> torch.Tensor:
     """(b, 3, 3): each image's map from output to input coordinates (normalised to [-1, 1])."""
-    def chosen(prob: float = p) -> torch.Tensor:  # which images get a transform
-        return torch.rand(b, device=device) < prob
+    def chosen(prob: float = p) -> torch.Tensor:
+        return _chosen(b, prob, device)
 
     G = torch.eye(3, device=device).expand(b, 3, 3)
     flip = torch.floor(torch.rand(b, device=device) * 2) * chosen()
@@ -64,7 +69,7 @@ def geometric(b: int, p: float, size: int, device) -> torch.Tensor:
 def color(b: int, p: float, device) -> torch.Tensor:
     """(b, 4, 4): each image's affine map of RGB values."""
     def chosen() -> torch.Tensor:
-        return (torch.rand(b, device=device) < p).float()
+        return _chosen(b, p, device)
 
     eye = torch.eye(4, device=device)
     luma = torch.tensor([1, 1, 1, 0], dtype=torch.float32, device=device) / math.sqrt(3)

@@ -3,28 +3,22 @@ model card (Mitchell et al. 2019), written from the run's checkpoint and records
 
 from pathlib import Path
 
-from .. import checkpoints
+from torch import nn
+
 from ..config import from_dict
-from ..errors import MissingPathError
 from ..evaluation import held_out
 from ..metrics.evaluate import headlines
-from . import curves
 
 CARD = "MODEL_CARD.md"
 
 
-def model_card(run_dir: str | Path, samples: str | None = None) -> str:
-    """The card's Markdown for the run's latest checkpoint; `samples`: the path of a sample grid to show, as the
-    card's reader will find it."""
+def model_card(run_dir: str | Path, state: dict, G: nn.Module, records: list[dict],
+               samples: str | None = None) -> str:
+    """The card's Markdown for the run's loaded checkpoint `state`, its generator `G` and its metrics `records`;
+    `samples`: the path of a sample grid to show, as the card's reader will find it."""
     run_dir = Path(run_dir)
-    state = checkpoints.load(run_dir)
     cfg = from_dict(state["config"])
     m, d, t, e = cfg.model, cfg.data, cfg.train, cfg.eval
-    G = checkpoints.generator(state)
-    try:
-        records = curves.read_metrics(run_dir)
-    except MissingPathError:
-        records = []
     conditional = f"class-conditional, {m.num_classes} classes" if m.num_classes else "unconditional"
     attention = (f"`{m.attention}` self-attention after G's {_list(m.g_attention)} and D's {_list(m.d_attention)} "
                  "feature maps" if m.g_attention or m.d_attention else "no self-attention")

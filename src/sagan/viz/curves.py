@@ -31,10 +31,13 @@ def label(key: str) -> str:
     return LABELS.get(base, base.removeprefix("gamma/")) + (" (epoch mean)" if key != base else "")
 
 
-def read_metrics(run_dir: str | Path) -> list[dict]:
-    """The records of `RUN/metrics.jsonl` (a line cut short by a killed run is skipped)."""
+def read_metrics(run_dir: str | Path, missing_ok: bool = False) -> list[dict]:
+    """The records of `RUN/metrics.jsonl` (a line cut short by a killed run is skipped); with `missing_ok`, none
+    when there is no such file yet."""
     path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():
+        if missing_ok:
+            return []
         raise MissingPathError(f"{path} does not exist: not a run directory with metrics")
     records = []
     for line in path.read_text().splitlines():

@@ -18,7 +18,6 @@ from PIL import Image
 
 from .. import checkpoints
 from ..config import from_dict, to_yaml
-from ..errors import MissingPathError
 from ..files import atomic_write_text
 from . import attention, card, curves, layout, saliency
 
@@ -33,9 +32,12 @@ def write_report(run_dir: str | Path, num_images: int = 4, grid: int = 16, seed:
     state = checkpoints.load(run_dir)
     cfg = from_dict(state["config"])
     G, D = checkpoints.networks(state)
-    records = _metrics(run_dir)
+    records = curves.read_metrics(run_dir, missing_ok=True)
     title = run_dir.resolve().name
-    explorer, sprites = explorer_data(G, D, num_images, grid, seed)
+    labels = G.make_labels(num_images, None, torch.Generator().manual_seed(seed + 1))
+    with attention.Recorder(G) as g_maps:
+        images = G.sample(num_images, seed, labels)
+    explorer, sprites = explorer_data(images, labels, g_maps.maps, D, grid)
     samples = [{"step": int(p.stem.split("-")[-1]), "src": p.relative_to(run_dir).as_posix(),
                 "raw": (run_dir / "samples" / "raw" / p.name).relative_to(run_dir).as_posix()
                 if (run_dir / "samples" / "raw" / p.name).is_file() else None}
@@ -46,7 +48,8 @@ def write_report(run_dir: str | Path, num_images: int = 4, grid: int = 16, seed:
                                 f"{cfg.model.arch} SAGAN, {cfg.data.resolution}x{cfg.data.resolution}, "
                                 f"{cfg.model.attention} attention · written {time.strftime('%Y-%m-%d %H:%M:%S')}"),
         "explorer": _explorer_html(explorer, sprites),
-        "saliency": data_uri(saliency_figure(G, D, num_images, seed, state["step"])),
+        "saliency": data_uri(saliency.figure(D, images, labels, title=f"D on generated images, step "
+                                                                      f"{state['step']:,}")),
         "progress": _progress_html(samples),
         "curves": _curves_html(records, title),
         "metrics": _metrics_html(records),
@@ -57,7 +60,8 @@ def write_report(run_dir: str | Path, num_images: int = 4, grid: int = 16, seed:
     page = re.sub(r"\{\{(\w+)\}\}", lambda m: parts[m[1]], page)  # one pass: inserted text is never re-read
     path = run_dir / REPORT
     atomic_write_text(path, page)
-    atomic_write_text(run_dir / card.CARD, card.model_card(run_dir, samples[-1]["src"] if samples else None))
+    atomic_write_text(run_dir / card.CARD,
+                      card.model_card(run_dir, state, G, records, samples[-1]["src"] if samples else None))
     return path
 
 
@@ -72,18 +76,16 @@ def refresher(run_dir: str | Path):
     return refresh
 
 
-def explorer_data(G: torch.nn.Module, D: torch.nn.Module, num_images: int, grid: int,
-                  seed: int) -> tuple[dict, list[list[str]]]:
-    """Generated images and, for every attention layer of G and of D (run on the same images), the heat layer of
-    each query of a grid, as sprite sheets (one per layer and image, data URIs) that the page draws over the image."""
-    labels = G.make_labels(num_images, None, torch.Generator().manual_seed(seed + 1))
-    with attention.Recorder(G) as g_maps:
-        images = G.sample(num_images, seed, labels)
+def explorer_data(images: np.ndarray, labels: torch.Tensor | None, g_maps: dict, D: torch.nn.Module,
+                  grid: int) -> tuple[dict, list[list[str]]]:
+    """Generated images and, for every attention layer of G (`g_maps`, recorded while they were generated) and of
+    D (run on the same images), the heat layer of each query of a grid, as sprite sheets (one per layer and image,
+    data URIs) that the page draws over the image."""
     with attention.Recorder(D) as d_maps, torch.no_grad():
         D(attention.to_tensor(images), labels)
     height, width = images.shape[1:3]
     layers, sprites = [], []
-    for net, recorded in (("G", g_maps.maps), ("D", d_maps.maps)):
+    for net, recorded in (("G", g_maps), ("D", d_maps.maps)):
         for name, maps in recorded.items():
             queries = attention.query_grid(maps.feature_size, grid)
             rows, columns = (min(grid, f) for f in maps.feature_size)
@@ -102,12 +104,6 @@ def explorer_data(G: torch.nn.Module, D: torch.nn.Module, num_images: int, grid:
     return explorer, sprites
 
 
-def saliency_figure(G: torch.nn.Module, D: torch.nn.Module, num_images: int, seed: int, step: int) -> np.ndarray:
-    """D's input gradients and Grad-CAM on the explorer's generated images."""
-    labels = G.make_labels(num_images, None, torch.Generator().manual_seed(seed + 1))
-    return saliency.figure(D, G.sample(num_images, seed, labels), labels, title=f"D on generated images, step {step:,}")
-
-
 def data_uri(image: np.ndarray | bytes) -> str:
     """A PNG (uint8 HWC array, C = 1, 3 or 4, or PNG bytes) as a data: URI."""
     if isinstance(image, np.ndarray):
@@ -115,13 +111,6 @@ def data_uri(image: np.ndarray | bytes) -> str:
         Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(buffer, format="PNG", optimize=True)
         image = buffer.getvalue()
     return "data:image/png;base64," + base64.b64encode(image).decode("ascii")
-
-
-def _metrics(run_dir: Path) -> list[dict]:
-    try:
-        return curves.read_metrics(run_dir)
-    except MissingPathError:
-        return []
 
 
 def _explorer_html(explorer: dict, sprites: list[list[str]]) -> str:
