@@ -93,6 +93,19 @@ def test_bench_compares_against_the_reference(capsys):
     assert "speed-up" in err
 
 
+def test_bench_counts_the_operators_of_both_steps(capsys):
+    argv = ["bench", "train", "--preset", "demo", "--batch-size", "4", "--steps", "1", "--warmup", "0", "--ops",
+            "--compare-reference", "--device", "cpu", "--set", "model.g_channels=16", "--set", "model.d_channels=16"]
+    assert cli.main(argv) == 0
+    out, err = capsys.readouterr()
+    ops = json.loads(out)["ops"]
+    for counts in ops.values():
+        top = list(counts["top_ops"].values())
+        assert counts["view_ops"] > 0 and top == sorted(top, reverse=True) and sum(top) <= counts["kernel_ops"]
+    assert {"convolution", "convolution_backward"} <= ops["sagan"]["top_ops"].keys()
+    assert "operators per step" in err
+
+
 def test_bench_breakdown_splits_the_step_time(capsys):
     argv = ["bench", "train", "--preset", "demo", "--batch-size", "4", "--steps", "1", "--warmup", "1",
             "--breakdown", "--device", "cpu", "--set", "model.g_channels=16", "--set", "model.d_channels=16"]

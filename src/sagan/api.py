@@ -151,13 +151,13 @@ def report(run_dir: str | Path) -> Path:
 
 
 def bench(config: Config | str = "dcgan64", steps: int = 10, warmup: int = 3, compare_reference: bool = False,
-          peak_tflops: float | None = None, breakdown: bool = False) -> dict:
+          peak_tflops: float | None = None, breakdown: bool = False, ops: bool = False) -> dict:
     """Time `steps` training steps of `config` on synthetic batches (see `sagan.benchmarks.bench_train`)."""
     from .benchmarks import bench_train
 
     cfg = resolve_config(config, scope="synthetic") if isinstance(config, str) else config
     return bench_train(cfg, steps=steps, warmup=warmup, compare_reference=compare_reference,
-                       peak_tflops=peak_tflops, breakdown=breakdown)
+                       peak_tflops=peak_tflops, breakdown=breakdown, ops=ops)
 
 
 def load_comparison(spec: str | Path | dict, *, overrides: Mapping[str, Any] | None = None,

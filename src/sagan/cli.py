@@ -225,6 +225,9 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--breakdown", action="store_true",
                    help="CPU: profile one more step and report the shares of its time in matmul/convolution kernels, "
                         "softmax and the rest")
+    p.add_argument("--ops", action="store_true",
+                   help="count the operators one step dispatches (those running a kernel, the views) and print the "
+                        "most frequent")
     p.set_defaults(run=run_bench_train)
 
     p = commands.add_parser("data", help="download, describe and prepare (cache) datasets")
@@ -398,7 +401,7 @@ def run_bench_train(args: argparse.Namespace) -> int:
 
     result = api.bench(resolve_config(args, scope="synthetic"), steps=args.bench_steps, warmup=args.warmup,
                        compare_reference=args.compare_reference, peak_tflops=args.peak_tflops,
-                       breakdown=args.breakdown)
+                       breakdown=args.breakdown, ops=args.ops)
     print(summary_line(result), file=sys.stderr)
     print(json.dumps(result))
     return 0

@@ -14,6 +14,7 @@ from ..config import Config
 from ..errors import ConfigError
 from ..runtime import check_amp, resolve_device, seed_everything, tune_backends
 from ..training.gan import GANTraining
+from .ops import count_ops
 from .reference import ReferenceTraining
 
 # Dense bf16 (= fp16) tensor-core peaks (TFLOP/s) from the vendors' data sheets, matched in this order against the
@@ -56,12 +57,13 @@ _EXTRA_FLOP_FORMULAS = {
 
 
 def bench_train(cfg: Config, steps: int = 10, warmup: int = 3, compare_reference: bool = False,
-                peak_tflops: float | None = None, breakdown: bool = False) -> dict:
+                peak_tflops: float | None = None, breakdown: bool = False, ops: bool = False) -> dict:
     """Time `steps` full training steps (n_dis D steps, one G step, the EMA update) after `warmup` untimed ones.
 
     With `compare_reference`, the reference step at the same architecture and batch runs in the same process,
     interleaved step by step with sagan's (same warm-up, same threads, same clock), so both see the same machine load.
-    With `breakdown` (CPU only), one more step is profiled to say where its time goes (`step_breakdown`).
+    With `breakdown` (CPU only), one more step is profiled to say where its time goes (`step_breakdown`); with `ops`,
+    the operators one step dispatches are counted (`ops.count_ops`).
     """
     t, res, ch = cfg.train, cfg.data.resolution, cfg.data.channels
     device = resolve_device(t.device)
@@ -128,6 +130,8 @@ def bench_train(cfg: Config, steps: int = 10, warmup: int = 3, compare_reference
             result["reference_peak_mem_mb"] = round(peak_mb["reference"], 1)
     if breakdown:
         result["breakdown"] = step_breakdown(sagan_step, seconds["sagan"], gflop["sagan"], t.amp)
+    if ops:
+        result["ops"] = {name: count_ops(step) for name, step in runs.items()}
     result["torch"] = torch.__version__
     return result
 
@@ -166,6 +170,13 @@ def summary_line(result: dict) -> str:
         line += (f"; time in matmul/convolution kernels {100 * b['matmul_share']:.0f}% (at {b['matmul_gflop_per_s']}"
                  f" GFLOP/s; a 2048^3 matmul here: {b['matmul_2048_gflop_per_s']}), softmax "
                  f"{100 * b['softmax_share']:.0f}%, the rest {100 * b['other_share']:.0f}%")
+    if "ops" in result:
+        ops = result["ops"]["sagan"]
+        line += (f"; operators per step: {ops['kernel_ops']} running kernels (most: "
+                 + ", ".join(f"{name} {n}" for name, n in ops["top_ops"].items()) + f") and {ops['view_ops']} views")
+        if "reference" in result["ops"]:
+            reference = result["ops"]["reference"]
+            line += f"; the reference's: {reference['kernel_ops']} and {reference['view_ops']}"
     return line
 
 
