@@ -1,13 +1,18 @@
 """`train.kernels=auto` computes what `plain` does: the whole training step, and each attention kernel by size."""
 
+import copy
+
 import pytest
 import torch
 from conftest import needs_cuda, tiny_config
+from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from sagan import kernels
+from sagan.benchmarks.ops import count_ops
 from sagan.kernels.attention import ChunkedAttention, images_per_chunk
-from sagan.models import SelfAttention, attention_layers
+from sagan.models import SelfAttention, attention_layers, build_discriminator, build_generator
+from sagan.models.layers import LayerFactory
 from sagan.runtime import seed_everything
 from sagan.training.gan import GANTraining
 
@@ -52,6 +57,50 @@ def test_auto_and_plain_kernels_give_the_same_losses(arch, form, penalty):
         assert want.keys() == got.keys() and {"gp", "r1"} & want.keys()
         for key in want:
             assert got[key] == pytest.approx(want[key], rel=1e-5, abs=1e-6), key
+
+
+@pytest.mark.parametrize("arch", ["dcgan", "resnet"])
+def test_multi_tensor_spectral_norm_computes_the_reference_weights_vectors_and_gradients(arch):
+    # dcgan: transposed convolutions in G (output channels in dim 1); both: D's projection embedding, and a frozen
+    # layer (no weight gradient) among the others.
+    cfg = tiny_config(**{"model.arch": arch, "model.num_classes": 3}).model
+    torch.manual_seed(0)
+    nets = [build_generator(cfg, 32, 3).double(), build_discriminator(cfg, 32, 3).double()]
+    for net in nets:
+        next(net.parameters()).requires_grad_(False)
+    inputs = [(torch.randn(4, cfg.z_dim, dtype=torch.float64),), (torch.randn(4, 3, 32, 32, dtype=torch.float64),)]
+    y = torch.tensor([0, 1, 2, 1])
+    for net, x in zip(nets, inputs):
+        plain, fast = copy.deepcopy(net), kernels.install(copy.deepcopy(net))
+        for _ in range(3):  # three power iterations
+            for model in (plain, fast):
+                model.zero_grad()
+                model(*x, y).square().mean().backward()
+            for (name, want), got in zip(plain.state_dict().items(), fast.state_dict().values()):
+                torch.testing.assert_close(got, want, msg=name)
+            for (name, want), got in zip(plain.named_parameters(), fast.parameters()):
+                assert (want.grad is None) == (got.grad is None), name
+                if want.grad is not None:
+                    torch.testing.assert_close(got.grad, want.grad, msg=name)
+        # In eval mode (no power iteration) and outside a forward of the whole network: the reference path.
+        fast.eval(), plain.eval()
+        torch.testing.assert_close(fast(*x, y), plain(*x, y))
+
+
+def test_multi_tensor_spectral_norm_launches_a_few_operators_per_layer():
+    x = torch.randn(2, 4, 5, 5)
+    per_layer = {}
+    for installed in (False, True):
+        counts = []
+        for layers in (2, 8):
+            net = nn.Sequential(*[LayerFactory().conv(4, 4, 3, padding=1) for _ in range(layers)])
+            if installed:
+                kernels.install(net)
+            counts.append(count_ops(lambda net=net: net(x).sum().backward())["kernel_ops"])
+        per_layer[installed] = (counts[1] - counts[0]) / 6
+    # Each layer's own convolution and its backward, two matrix-vector products, a sum and an addcmul; the
+    # normalisations are foreach operators for all layers at once. The reference: some twenty more per layer.
+    assert per_layer[True] <= 6 and per_layer[False] >= 3 * per_layer[True]
 
 
 def test_auto_installs_the_kernels_and_plain_none():

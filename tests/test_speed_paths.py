@@ -2,6 +2,8 @@
 
 import json
 import os
+import subprocess
+from pathlib import Path
 
 import pytest
 import torch
@@ -132,6 +134,17 @@ def test_bench_with_reused_fakes_skips_a_generator_forward_pass(capsys):
 def test_bench_refuses_a_reference_comparison_it_cannot_make(capsys):
     assert cli.main(["bench", "train", "--preset", "mnist", "--compare-reference", "--steps", "1"]) == 2
     assert "--compare-reference" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks what the GPU script does without a GPU")
+def test_the_gpu_script_stops_at_once_without_a_gpu(tmp_path):
+    script = Path(__file__).parents[1] / "benchmarks" / "gpu.sh"
+    done = subprocess.run(["bash", str(script), "bench"], capture_output=True, text=True, cwd=tmp_path,
+                          env=os.environ | {"OUT": str(tmp_path / "out")}, timeout=60)
+    assert done.returncode == 2 and done.stderr.strip().splitlines() == [
+        "benchmarks/gpu.sh: no CUDA GPU here (or no PyTorch); run it on a machine with one"]
+    # Its bench commands, run here, stop with one line too.
+    assert cli.main(["bench", "train", "--preset", "celeba128", "--device", "cuda", "--amp", "bf16", "--ops"]) == 2
 
 
 @pytest.mark.parametrize("groups", [1, 16])

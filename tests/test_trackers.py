@@ -19,10 +19,15 @@ def trained(run_dir: Path, loggers: list[str]) -> list[dict]:
     return [r for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines()) if "d_loss" in r]
 
 
-def test_tensorboard_events(tmp_path):
+def test_tensorboard_receives_the_scalars_and_grids(tmp_path):
     pytest.importorskip("tensorboard", reason="tensorboard is an optional extra")
-    trained(tmp_path, ["tensorboard"])
-    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    records = trained(tmp_path, ["tensorboard"])
+    events = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"scalars": 0, "images": 0}).Reload()
+    assert [(e.step, e.value) for e in events.Scalars("d_loss")] == [
+        (r["step"], pytest.approx(r["d_loss"])) for r in records]
+    assert [e.step for e in events.Images("samples")] == [2, 4, 6]
 
 
 def test_mlflow_receives_the_scalars_and_grids_in_one_run(tmp_path, monkeypatch):

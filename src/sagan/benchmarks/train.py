@@ -78,10 +78,7 @@ def bench_train(cfg: Config, steps: int = 10, warmup: int = 3, compare_reference
     labels = torch.randint(max(cfg.model.num_classes, 1), (t.batch_size,))
 
     def sagan_step() -> None:
-        for _ in range(t.n_dis):
-            gan.d_step(*gan.prepare(images, labels))
-        gan.g_step(t.batch_size)
-        gan.update_ema(1)
+        gan.train_step([(images, labels)] * t.n_dis, t.batch_size, 1, log=lambda line: print(line, file=sys.stderr))
 
     runs = {"sagan": sagan_step}
     if compare_reference:
@@ -101,7 +98,7 @@ def bench_train(cfg: Config, steps: int = 10, warmup: int = 3, compare_reference
         "batch_size": t.batch_size, "g_params": sum(p.numel() for p in gan.G.parameters()),
         "d_params": sum(p.numel() for p in gan.D.parameters()),
         "amp": t.amp, "kernels": t.kernels, "channels_last": gan.channels_last, "fused_optimizer": t.fused_optimizer,
-        "compile": t.compile, "reuse_fakes": t.reuse_fakes,
+        "compile": gan.compiling.mode, "reuse_fakes": t.reuse_fakes,
         "device": str(device), "device_name": _device_name(device), "threads": torch.get_num_threads(),
         "steps": steps, "seconds_per_step": round(seconds["sagan"], 4),
         "images_per_s": round(t.batch_size / seconds["sagan"], 2),

@@ -117,7 +117,9 @@ class TrainConfig:
     channels_last: bool | None = None  # NHWC memory format for convolutions (auto: on the CPU, where it is faster)
     fused_optimizer: bool = True  # Adam as one fused kernel over all parameters (false: the per-tensor loop)
     kernels: str = "auto"  # auto: sagan.kernels' faster layers where they help | plain: the networks as written
-    compile: bool = False  # torch.compile G and D (the first steps compile for a minute or more)
+    # torch.compile G and D (the first steps compile for a minute or more); auto: on CUDA, with CUDA graphs where
+    # the run allows (training.compilation)
+    compile: bool | None = None
     compile_mode: str = "default"  # torch.compile mode; reduce-overhead adds CUDA graphs (fewer kernel launches)
     sync_bn: bool = False  # under torchrun on GPUs: G's batch norm uses statistics of the global batch
     device: str = resumable("auto")  # auto | cpu | cuda | cuda:N

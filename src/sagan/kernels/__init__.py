@@ -11,8 +11,11 @@ from functools import cache
 from torch import nn
 
 from ..models.attention import SelfAttention
+from ..models.layers import SpectralNorm
+from . import spectral_norm
 from .attention import KernelAttention
 from .conv import SmallMapConv2d, SmallMapConvTranspose2d
+from .spectral_norm import MultiTensorSpectralNorm
 
 MODES = ("auto", "plain")  # train.kernels: auto = install where they help; plain = the reference networks only
 
@@ -40,7 +43,8 @@ class Thresholds:
 THRESHOLDS = Thresholds()
 
 # (layer class, the kernel mixed into it)
-KERNELS = ((SelfAttention, KernelAttention), (nn.Conv2d, SmallMapConv2d), (nn.ConvTranspose2d, SmallMapConvTranspose2d))
+KERNELS = ((SelfAttention, KernelAttention), (nn.Conv2d, SmallMapConv2d), (nn.ConvTranspose2d, SmallMapConvTranspose2d),
+           (SpectralNorm, MultiTensorSpectralNorm))
 
 
 def install(net: nn.Module, thresholds: Thresholds = THRESHOLDS) -> nn.Module:
@@ -52,6 +56,7 @@ def install(net: nn.Module, thresholds: Thresholds = THRESHOLDS) -> nn.Module:
                     module.__class__ = _with_kernel(kernel, type(module))
                 module.kernel_thresholds = thresholds
                 break
+    spectral_norm.attach(net)
     return net
 
 

@@ -117,7 +117,8 @@ def _transposed(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
         out += bias
     for i in range(kh):
         for j in range(kw):
-            out[:, i:i + sh * (h - 1) + 1:sh, j:j + sw * (w - 1) + 1:sw] += products[:, :, :, i, j]
+            # add_ on the view: `out[...] += ...` would also copy the view onto itself (__setitem__).
+            out[:, i:i + sh * (h - 1) + 1:sh, j:j + sw * (w - 1) + 1:sw].add_(products[:, :, :, i, j])
     out = out[:, ph:ph + size[0], pw:pw + size[1]].permute(0, 3, 1, 2).to(x.dtype)
     return out.contiguous(memory_format=memory_format)
 

@@ -3,17 +3,21 @@
 import contextlib
 import copy
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
 from .. import augment, kernels
 from ..config import Config
+from ..errors import RunError
 from ..losses import LOSSES, gp_weight, gradient_penalty, lecam_penalty, r1_penalty
 from ..models import attention_layers, build_discriminator, build_generator
 from ..models.layers import SpectralNorm
 from ..optim import build_optimizer, build_scheduler
-from ..runtime import autocast
+from ..runtime import autocast, capture_rng, restore_rng
+from . import compilation
+from .distributed import world_size
 from .transfer import freeze
 
 
@@ -53,14 +57,14 @@ def reused_power_iteration(nets: list[nn.Module], reuse: bool):
 
 
 def mean_stats(parts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """Each statistic's mean over the micro-batches."""
+    """Each statistic's mean over the parts (micro-batches, D steps)."""
     return parts[0] if len(parts) == 1 else {key: torch.stack([p[key] for p in parts]).mean() for key in parts[0]}
 
 
 class GANTraining:
     """G, D, the EMA copy of G, their optimisers, schedules and gradient scalers.
 
-    The training loop, the benchmark and the tests drive the same `d_step` / `g_step` / `update_ema`.
+    The training loop and the benchmark run `train_step` (D steps, G step, EMA update); the tests also its parts.
     """
 
     def __init__(self, cfg: Config, device: torch.device, batches_per_epoch: int, total_steps: int | None = None):
@@ -82,11 +86,10 @@ class GANTraining:
         self.d_trainable = [p for p in self.D.parameters() if p.requires_grad]
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         self.d_batch_norm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.D.modules())
-        if t.compile:
-            # In place, so parameter names (and checkpoints) stay those of the plain modules; shapes are static
-            # (D sees 2n images in the D step and n in the G step: two graphs, no dynamic-shape guards).
-            for net in (self.G, self.D):
-                net.compile(dynamic=False, mode=t.compile_mode)
+        self.compiling = compilation.plan(cfg, device, world_size())
+        if self.compiling.mode:
+            compilation.compile_networks([self.G, self.D], self.compiling.mode)
+        self._first_compiled_step = self.compiling.mode is not None
         # What the updates call for gradients: the networks, or their DDP wrappers (`distributed.data_parallel`).
         self.G_train, self.D_train = self.G, self.D
         self.opt_g = build_optimizer([p for p in self.G.parameters() if p.requires_grad], t.lr_g, t)
@@ -116,6 +119,38 @@ class GANTraining:
         z = torch.randn(n, self.cfg.model.z_dim, device=self.device)
         y = torch.randint(self.cfg.model.num_classes, (n,), device=self.device) if self.cfg.model.num_classes else None
         return z, y
+
+    def train_step(self, batches: list[tuple[torch.Tensor, torch.Tensor]], n: int, step: int,
+                   log: Callable[[str], None] = print) -> dict[str, torch.Tensor]:
+        """A D step on each of the loader's `batches` (n_dis of them), a G step on `n` latents and the EMA update
+        after G step `step`; returns the D steps' mean statistics and the G step's.
+
+        The first step of compiled networks compiles them. If that fails, with train.compile=auto, the step is
+        undone (weights, optimisers, random state), `log` says why, and it runs again eagerly, as do all later ones.
+        """
+        if not self._first_compiled_step:
+            return self._train_step(batches, n, step)
+        self._first_compiled_step = False
+        saved, rng = copy.deepcopy(self.state_dict()), capture_rng()
+        try:
+            return self._train_step(batches, n, step)
+        except Exception as e:
+            reason = compilation.failure(e)
+            if self.cfg.train.compile:
+                raise RunError(f"train.compile=true: torch.compile failed ({reason}); set train.compile=auto to "
+                               "fall back to eager, or false") from e
+            log(f"torch.compile failed ({reason}); G and D run eagerly")
+            self.load_state_dict(saved)
+            restore_rng(rng)
+            compilation.run_eagerly([self.G, self.D])
+            self.compiling = compilation.Plan(None, "")
+            return self._train_step(batches, n, step)
+
+    def _train_step(self, batches, n: int, step: int) -> dict[str, torch.Tensor]:
+        stats = mean_stats([self.d_step(*self.prepare(images, labels)) for images, labels in batches])
+        stats |= self.g_step(n)
+        self.update_ema(step)
+        return stats
 
     def d_step(self, real: torch.Tensor, y_real: torch.Tensor | None) -> dict[str, torch.Tensor]:
         """One discriminator update on a batch of real images (in train.accumulate micro-batches); returns detached
@@ -205,7 +240,7 @@ class GANTraining:
 
     def _new_step(self) -> None:
         # Tells CUDA graphs (compile_mode reduce-overhead) that the last step's outputs are no longer read.
-        if self.cfg.train.compile:
+        if self.compiling.mode:
             torch.compiler.cudagraph_mark_step_begin()
 
     def _step(self, net: nn.Module, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:
@@ -229,11 +264,15 @@ class GANTraining:
         # One multi-tensor update of all parameters, not one kernel per tensor: on a GPU this step is launch-bound.
         ema = torch.optim.swa_utils.get_ema_multi_avg_fn(decay)
         ema(list(self.G_ema.parameters()), list(self.G.parameters()), step)
+        stats, others = ([], []), ([], [])
         for (name, ema_buffer), buffer in zip(self.G_ema.named_buffers(), self.G.buffers()):
-            if name.endswith(("running_mean", "running_var")):
-                ema_buffer.lerp_(buffer, 1 - decay)
-            else:
-                ema_buffer.copy_(buffer)
+            pairs = stats if name.endswith(("running_mean", "running_var")) else others
+            pairs[0].append(ema_buffer)
+            pairs[1].append(buffer)
+        if stats[0]:
+            torch._foreach_lerp_(*stats, 1 - decay)
+        if others[0]:
+            torch._foreach_copy_(*others)
 
     def step_schedules(self) -> None:
         self.sched_g.step()

@@ -109,6 +109,8 @@ def _train(cfg: Config, run_dir: Path, resume: bool, progress: bool, on_checkpoi
     for net, names in gan.frozen.items():
         if names:
             log.info(f"frozen in {net}: {', '.join(names)}")
+    if gan.compiling.note:
+        log.info(gan.compiling.note)
     for reason in getattr(dataset, "skipped", {}).values():
         log.info(f"left out of the dataset: {reason}")
     if evaluation is not None:
@@ -142,25 +144,28 @@ def _train(cfg: Config, run_dir: Path, resume: bool, progress: bool, on_checkpoi
                 on_checkpoint(last_checkpoint)
         return last_checkpoint
 
+    compiling = gan.compiling.mode is not None  # until the first step is done
+    if compiling:
+        bar.set_postfix_str("compiling G and D: the first steps take longer")
     started = time.monotonic() - seconds
     clock = lambda: time.monotonic() - started  # seconds of training, the earlier processes' included
     with stop_on_signals() as stop:
         last = False  # the run's last step: at its steps (or epochs), or at its time budget
         try:
             while not last:
-                # Update D on n_dis batches of real images; its statistics are the mean over those steps.
-                d_stats = []
-                for _ in range(t.n_dis):
-                    images, labels = next(batches)
-                    batches_seen += 1
-                    d_stats.append(gan.d_step(*gan.prepare(images, labels)))
-                stats = {key: torch.stack([s[key] for s in d_stats]).mean() for key in d_stats[0]}
-
-                # Update G, its moving average and the learning rates.
-                stats |= gan.g_step(local_batch)
+                # Update D on n_dis batches of real images (its statistics: their mean), then G, its moving
+                # average and the learning rates.
+                real = [next(batches) for _ in range(t.n_dis)]
+                batches_seen += t.n_dis
                 step += 1
-                gan.update_ema(step)
+                stats = gan.train_step(real, local_batch, step, log.info)
                 gan.step_schedules()
+                if compiling:
+                    compiling = False
+                    if gan.compiling.mode:  # not fallen back to eager
+                        message = f"first step, compiling G and D: {clock() - seconds:.0f} s"
+                        log.info(message)
+                        bar.set_postfix_str(message)
                 log.accumulate(stats)
                 bar.update()
                 signum, timed_out = stop.agreed(out_of_time(t, clock()))
