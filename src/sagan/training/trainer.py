@@ -155,10 +155,10 @@ def _train(cfg: Config, run_dir: Path, resume: bool, progress: bool, on_checkpoi
             while not last:
                 # Update D on n_dis batches of real images (its statistics: their mean), then G, its moving
                 # average and the learning rates.
-                real = [next(batches) for _ in range(t.n_dis)]
+                real_batches = [next(batches) for _ in range(t.n_dis)]
                 batches_seen += t.n_dis
                 step += 1
-                stats = gan.train_step(real, local_batch, step, log.info)
+                stats = gan.train_step(real_batches, local_batch, step, log.info)
                 gan.step_schedules()
                 if compiling:
                     compiling = False
