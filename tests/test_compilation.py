@@ -82,3 +82,37 @@ def test_asked_for_compilation_that_fails_stops_with_one_line(monkeypatch):
             one_step(gan)
     finally:
         torch._dynamo.reset()
+
+
+def test_the_run_log_says_what_was_compiled_and_why_it_fell_back(tmp_path, monkeypatch):
+    from sagan.training.trainer import train
+
+    failing_compiler(monkeypatch)
+    monkeypatch.setattr(compilation, "plan", lambda cfg, device, processes: compilation.Plan(
+        "default", "torch.compile: G and D, mode default"))
+    try:
+        train(tiny_config(**{"train.steps": 2, "train.report": False}), tmp_path, progress=False)
+    finally:
+        torch._dynamo.reset()
+    log = (tmp_path / "train.log").read_text()
+    assert "torch.compile: G and D, mode default" in log
+    assert "torch.compile failed (RuntimeError: no compiler here); G and D run eagerly" in log
+    assert "first step, compiling" not in log
+
+
+def test_a_compiled_run_logs_its_first_step_and_checkpoints_plain_names(tmp_path, monkeypatch):
+    from sagan.training.trainer import train
+
+    # dynamo's "eager" backend: the graphs are captured as torch.compile captures them, then run uncompiled.
+    monkeypatch.setattr(compilation, "compile_networks", lambda nets, mode: [net.compile(backend="eager")
+                                                                             for net in nets])
+    monkeypatch.setattr(compilation, "plan", lambda cfg, device, processes: compilation.Plan("default", "compiled"))
+    try:
+        train(tiny_config(**{"train.steps": 2, "train.report": False}), tmp_path, progress=False)
+    finally:
+        torch._dynamo.reset()
+    assert "first step, compiling G and D: " in (tmp_path / "train.log").read_text()
+    state = torch.load(tmp_path / "checkpoints" / "latest.pt", weights_only=True)
+    plain = GANTraining(tiny_config(), torch.device("cpu"), 1).state_dict()
+    assert state["generator"].keys() == plain["generator"].keys()
+    assert state["discriminator"].keys() == plain["discriminator"].keys()
