@@ -3,8 +3,9 @@
 The reference layer (`models.layers.SpectralNorm`) runs its power iteration and division layer by layer: some
 twenty small operators per layer in each forward pass and its backward, most of an eager training step's operators.
 Here a forward pre-hook on the network does every layer's at once with foreach operators, each layer returns the
-weight computed for it, and one autograd function gives all their gradients. The math is the reference's: u <- normalize(W v), v <- normalize(W^T u), and
-sigma = u^T W v, which for that v is ||W^T u||; with u and v held, both have the gradient u v^T.
+weight computed for it, and one autograd function gives all their gradients. The math is the reference's:
+u <- normalize(W v), v <- normalize(W^T u), and sigma = u^T W v, which for that v is ||W^T u||; with u and v held,
+both have the gradient u v^T.
 """
 
 import torch
