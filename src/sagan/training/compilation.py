@@ -22,10 +22,9 @@ class Plan:
 def plan(cfg: Config, device: torch.device, processes: int = 1) -> Plan:
     """What `train.compile` means for this run on `device` with `processes` training processes."""
     t = cfg.train
-    if t.compile is not None:
-        return Plan(t.compile_mode if t.compile else None, f"torch.compile: G and D, mode {t.compile_mode}"
-                    if t.compile else "")
-    if device.type != "cuda":
+    if t.compile:
+        return Plan(t.compile_mode, f"torch.compile: G and D, mode {t.compile_mode}")
+    if t.compile is False or device.type != "cuda":
         return Plan(None, "")
     # torch.compile's graphs are differentiated once: a penalty on D's input gradient needs a second derivative.
     penalties = [name for name, on in (("train.gp_weight", gp_weight(t.loss, t.gp_weight) > 0),

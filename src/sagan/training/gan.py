@@ -3,6 +3,7 @@
 import contextlib
 import copy
 import math
+import time
 from collections.abc import Callable
 
 import torch
@@ -125,15 +126,19 @@ class GANTraining:
         """A D step on each of the loader's `batches` (n_dis of them), a G step on `n` latents and the EMA update
         after G step `step`; returns the D steps' mean statistics and the G step's.
 
-        The first step of compiled networks compiles them. If that fails, with train.compile=auto, the step is
-        undone (weights, optimisers, random state), `log` says why, and it runs again eagerly, as do all later ones.
+        The first step of compiled networks compiles them, and `log` gives its time. If that fails, with
+        train.compile=auto, the step is undone (weights, optimisers, random state), `log` says why, and it runs again
+        eagerly, as do all later ones.
         """
         if not self._first_compiled_step:
             return self._train_step(batches, n, step)
         self._first_compiled_step = False
         saved, rng = copy.deepcopy(self.state_dict()), capture_rng()
+        started = time.monotonic()
         try:
-            return self._train_step(batches, n, step)
+            stats = self._train_step(batches, n, step)
+            log(f"first step, compiling G and D: {time.monotonic() - started:.0f} s")
+            return stats
         except Exception as e:
             reason = compilation.failure(e)
             if self.cfg.train.compile:

@@ -144,9 +144,13 @@ def _train(cfg: Config, run_dir: Path, resume: bool, progress: bool, on_checkpoi
                 on_checkpoint(last_checkpoint)
         return last_checkpoint
 
-    compiling = gan.compiling.mode is not None  # until the first step is done
-    if compiling:
+    if gan.compiling.mode:
         bar.set_postfix_str("compiling G and D: the first steps take longer")
+
+    def note(line: str) -> None:  # what the first compiled step says: in the log and on the bar
+        log.info(line)
+        bar.set_postfix_str(line)
+
     started = time.monotonic() - seconds
     clock = lambda: time.monotonic() - started  # seconds of training, the earlier processes' included
     with stop_on_signals() as stop:
@@ -158,14 +162,8 @@ def _train(cfg: Config, run_dir: Path, resume: bool, progress: bool, on_checkpoi
                 real_batches = [next(batches) for _ in range(t.n_dis)]
                 batches_seen += t.n_dis
                 step += 1
-                stats = gan.train_step(real_batches, local_batch, step, log.info)
+                stats = gan.train_step(real_batches, local_batch, step, note)
                 gan.step_schedules()
-                if compiling:
-                    compiling = False
-                    if gan.compiling.mode:  # not fallen back to eager
-                        message = f"first step, compiling G and D: {clock() - seconds:.0f} s"
-                        log.info(message)
-                        bar.set_postfix_str(message)
                 log.accumulate(stats)
                 bar.update()
                 signum, timed_out = stop.agreed(out_of_time(t, clock()))
