@@ -80,8 +80,9 @@ def test_sync_bn_is_refused_on_the_cpu(monkeypatch):
         distributed.data_parallel(gan, sync_bn=True)
 
 
-def _train_rank(rank: int, processes: int, port: int, config: str, run: str, out: str) -> None:
-    """One torchrun-like process: the environment torchrun sets, then `sagan train`; saves what it ended with."""
+def _train_rank(rank: int, processes: int, port: int, config: str, run: str, out: str, poison=None) -> None:
+    """One torchrun-like process: the environment torchrun sets, then `sagan train`; saves what it ended with. With
+    `poison` = (rank, step), that process makes D's first weight NaN after that step, the first time it runs."""
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(processes), MASTER_ADDR="127.0.0.1",
                       MASTER_PORT=str(port))
     torch.set_num_threads(1)
@@ -89,7 +90,7 @@ def _train_rank(rank: int, processes: int, port: int, config: str, run: str, out
     from sagan.training import trainer
     from sagan.training.gan import GANTraining
 
-    ended = {"real": [], "d_loss": [], "g_loss": []}
+    ended = {"real": [], "d_loss": [], "g_loss": [], "steps": []}
 
     class Recorded(GANTraining):
         def __init__(self, *args, **kwargs):
@@ -105,6 +106,13 @@ def _train_rank(rank: int, processes: int, port: int, config: str, run: str, out
         def g_step(self, n):
             stats = super().g_step(n)
             ended["g_loss"].append(stats["g_loss"].item())
+            return stats
+
+        def train_step(self, batches, n, step, log):
+            stats = super().train_step(batches, n, step, log)
+            if poison == (rank, step) and step not in ended["steps"]:
+                next(self.D.parameters()).data.fill_(float("nan"))
+            ended["steps"].append(step)
             return stats
 
     trainer.GANTraining = Recorded
@@ -173,6 +181,22 @@ def test_two_processes_train_in_step_and_resume_in_one(reuse_fakes, tmp_path):
     assert [w.category for w in caught] == [ResumeWarning] * (state["threads"] != torch.get_num_threads())
     assert record["step"] == 6 and record["kimg"] == pytest.approx(6 * 8 / 1000)
     assert load(run / "checkpoints" / "latest.pt")["step"] == 6
+
+
+def test_two_processes_roll_back_together(tmp_path):
+    # Rank 1's D goes NaN after step 3; rank 0's only after step 4's averaged gradients, when both log it. They
+    # agree on step 3 (the earliest any saw), return to step 2 and skip it alike, and stay identical.
+    cfg = tiny_config(**{"train.steps": 6, "train.log_every": 1, "train.on_nonfinite": "rollback"})
+    (tmp_path / "config.yaml").write_text(to_yaml(cfg))
+    run = tmp_path / "run"
+    mp.spawn(_train_rank, args=(2, free_port(), str(tmp_path / "config.yaml"), str(run), str(tmp_path), (1, 3)),
+             nprocs=2)
+    r0, r1 = load(tmp_path / "rank0.pt"), load(tmp_path / "rank1.pt")
+    assert r0["steps"] == r1["steps"] == [1, 2, 3, 4, 4, 5, 6]
+    for key in NETWORKS:
+        assert_same(r0[key], r1[key], skip=("running_mean", "running_var") if key != "discriminator" else ())
+    assert "to go on without the batches of step 3 (rollback 1 of 3)" in (run / "train.log").read_text()
+    assert [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3, 4, 5, 6]
 
 
 def test_one_process_under_torchrun_trains_like_a_plain_run(tmp_path):

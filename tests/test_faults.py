@@ -16,7 +16,8 @@ from conftest import TINY, error_line, tiny_config
 
 from sagan import checkpoints
 from sagan.cli import main
-from sagan.errors import Interrupted, UserError
+from sagan.errors import Interrupted, NonFiniteError, UserError
+from sagan.training.gan import GANTraining
 from sagan.training.lock import LOCK, run_lock
 from sagan.training.signals import StopRequest
 from sagan.training.trainer import train
@@ -106,6 +107,56 @@ def test_diverged_losses_stop_the_run_before_a_checkpoint(tmp_path, capsys):
         state = checkpoints.load(path)
         assert state["step"] < stopped
         assert all(torch.isfinite(v).all() for v in state["generator"].values() if v.is_floating_point())
+
+
+def poison_d(monkeypatch, when) -> list[int]:
+    """Make D's first weight NaN right after each training step for which `when(step, steps trained before)` holds;
+    returns the steps trained, in order."""
+    trained, train_step = [], GANTraining.train_step
+
+    def step_then_poison(gan, batches, n, step, log):
+        stats = train_step(gan, batches, n, step, log)
+        if when(step, trained):
+            next(gan.D.parameters()).data.fill_(float("nan"))
+        trained.append(step)
+        return stats
+
+    monkeypatch.setattr(GANTraining, "train_step", step_then_poison)
+    return trained
+
+
+def test_a_rolled_back_run_replays_from_its_checkpoint_without_the_step_that_went_non_finite(tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    trained = poison_d(monkeypatch, lambda step, before: step == 7 and step not in before)
+    cfg = tiny_config(**{"train.steps": 12, "train.log_every": 1, "train.checkpoint_every": 4,
+                         "train.on_nonfinite": "rollback"})
+    assert train(cfg, run, progress=False)["step"] == 12
+
+    # Step 7's update broke D and step 8's losses showed it: back to step 4, then 5 and 6 again, and no step 7.
+    assert trained == [1, 2, 3, 4, 5, 6, 7, 8, 5, 6, 8, 9, 10, 11, 12]
+    log = (run / "train.log").read_text()
+    assert "step 8: d_loss, d_real, d_fake, g_loss, gamma/G.attn16, gamma/D.attn8 not finite (nan or inf): " \
+        "rolled back to" in log
+    assert "step-0000004.pt (step 4), to go on without the batches of step 7 (rollback 1 of 3)" in log
+    assert steps_on_disk(run) == list(range(1, 13))  # the diverged stretch's records are gone
+    replayed = [line.split(" ", 2)[2] for line in log.splitlines() if " step=5 " in f" {line.split(' ', 2)[2]}"]
+    assert len(replayed) == 2 and replayed[0].split("steps_per_s")[0] == replayed[1].split("steps_per_s")[0]
+    for path in (run / "checkpoints").glob("*.pt"):
+        assert all(torch.isfinite(v).all() for v in checkpoints.load(path)["discriminator"].values()
+                   if v.is_floating_point())
+
+
+def test_rollbacks_that_diverge_again_stop_the_run(tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    trained = poison_d(monkeypatch, lambda step, before: step >= 5)
+    cfg = tiny_config(**{"train.steps": 12, "train.log_every": 1, "train.checkpoint_every": 4,
+                         "train.on_nonfinite": "rollback", "train.rollbacks": 2})
+    with pytest.raises(NonFiniteError, match=r"^step 8: .* not finite .* last good checkpoint is .*step-0000004.pt, "
+                                             r"and diverged again after 2 rollbacks to it\. Try lower"):
+        train(cfg, run, progress=False)
+    assert trained == [1, 2, 3, 4, 5, 6, 6, 7, 7, 8]  # each seen at the next step: without 5, then 5 and 6
+    assert (run / "train.log").read_text().count("rolled back to") == 2
+    assert checkpoints.load(run)["step"] == 4
 
 
 def test_an_unreadable_latest_checkpoint_falls_back_to_the_newest_step_file(tmp_path):

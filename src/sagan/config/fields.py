@@ -133,6 +133,10 @@ class TrainConfig:
     sample_every: int = resumable(1000)  # steps between sample grids
     checkpoint_every: int = resumable(5000)  # steps between checkpoints
     keep_checkpoints: int = resumable(3)  # step-XXXXXXX.pt files kept besides latest.pt
+    # NaN or inf in the losses or weights: stop (before checkpointing it) | rollback: return to the last good
+    # checkpoint and replay from there without the batches of the step that went non-finite
+    on_nonfinite: str = resumable("stop")
+    rollbacks: int = resumable(3)  # rollback: returns to one checkpoint before the run stops after all
     num_samples: int = 64  # images in each sample grid
     sample_raw: bool = resumable(False)  # also samples/raw/: the raw G's grid of the same latents beside the EMA's
     epoch_sheets: bool = resumable(False)  # at each epoch's end samples/epoch-NNNN.png: real images beside the EMA G's

@@ -34,6 +34,7 @@ CHOICES = {
     "train.lr_schedule": tuple(SCHEDULES),
     "train.amp": tuple(PRECISIONS),
     "train.kernels": kernels.MODES,
+    "train.on_nonfinite": ("stop", "rollback"),
     "train.compile_mode": ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),  # torch's
     "eval.backbone": EVAL_BACKBONES,
 }
@@ -55,6 +56,7 @@ CONDITIONAL = [
     *[(f"train.ada_{name}", lambda c: c.train.augment == "ada", "train.augment=ada")
       for name in ("target", "images", "interval")],
     ("train.compile_mode", lambda c: c.train.compile, "train.compile=true"),
+    ("train.rollbacks", lambda c: c.train.on_nonfinite == "rollback", "train.on_nonfinite=rollback"),
     ("data.split_seed", lambda c: c.data.test_fraction > 0, "data.test_fraction > 0"),
 ] + [(f"eval.{f.name}", lambda c: c.eval.every > 0 or c.eval.at_end, "eval.every > 0 or eval.at_end")
      for f in dataclasses.fields(EvalConfig) if f.name not in ("every", "at_end")]
@@ -157,7 +159,7 @@ RANGES = [
     (["model.z_dim", "model.g_channels", "model.d_channels", "model.expansion", "model.attention_heads",
       "train.lr_step_size", "train.batch_size", "train.n_dis", "train.accumulate", "train.ada_images",
       "train.ada_interval", "train.log_every", "train.sample_every",
-      "train.checkpoint_every", "train.num_samples", "train.lr_g", "train.lr_d", "eval.num_samples",
+      "train.checkpoint_every", "train.rollbacks", "train.num_samples", "train.lr_g", "train.lr_d", "eval.num_samples",
       "eval.batch_size"],
      lambda v: v > 0, "must be positive"),
     (["model.num_classes", "data.crop", "data.workers", "train.steps", "train.epochs", "train.max_minutes",

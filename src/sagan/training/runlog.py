@@ -26,16 +26,21 @@ class RunLog:
         self.logger.setLevel(logging.INFO)
         self.logger.propagate = False
         self.writes = distributed.is_main()
-        if self.writes and self.metrics_path.is_file():
-            lines = self.metrics_path.read_text().splitlines()
-            kept = [line for line in lines if _step(line) <= drop_after]
-            if len(kept) < len(lines):  # rewritten only when a killed process left records behind
-                atomic_write_text(self.metrics_path, "".join(line + "\n" for line in kept))
+        self.rewind(drop_after)
         self.handler = logging.FileHandler(run_dir / "train.log") if self.writes else logging.NullHandler()
         self.handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
         self.logger.addHandler(self.handler)
         self.trackers = list(trackers)
-        self.interval, self.epoch = Sums(), Sums()  # of the statistics since the last flush, and this epoch
+
+    def rewind(self, step: int, epoch: "Sums | None" = None) -> None:
+        """Go back to `step`: drop metrics.jsonl's records past it (the trackers keep what they were sent) and start
+        the statistics afresh, those of this epoch from `epoch`."""
+        if self.writes and self.metrics_path.is_file():
+            lines = self.metrics_path.read_text().splitlines()
+            kept = [line for line in lines if _step(line) <= step]
+            if len(kept) < len(lines):  # rewritten only when there is something to drop
+                atomic_write_text(self.metrics_path, "".join(line + "\n" for line in kept))
+        self.interval, self.epoch = Sums(), epoch or Sums()  # of the statistics since the last flush, and this epoch
         self.interval_start = time.perf_counter()
 
     def info(self, message: str) -> None:
@@ -63,8 +68,8 @@ class RunLog:
         means = self.epoch.means()
         record = {"step": step, "epoch": epoch} | {f"{key}_epoch": value for key, value in means.items()}
         self.write(record)
-        line = (f"Epoch: {epoch}/{epochs}, Generator Loss: {means['g_loss']:.4f}, "
-                f"Discriminator Loss: {means['d_loss']:.4f}")
+        line = (f"Epoch: {epoch}/{epochs}, Generator Loss: {means.get('g_loss', math.nan):.4f}, "
+                f"Discriminator Loss: {means.get('d_loss', math.nan):.4f}")
         self.info(line)
         if self.writes:
             tqdm.write(line)
@@ -113,6 +118,8 @@ class Sums:
 
     def means(self) -> dict[str, float]:
         """The means over the steps added, averaged over the processes of a multi-process run."""
+        if not self.count:  # every step of it left out by a rollback
+            return {}
         means = distributed.average(torch.stack([value.float() for value in self.sums.values()]) / self.count)
         return dict(zip(self.sums, means.tolist()))
 

@@ -2,7 +2,6 @@
 checkpoint."""
 
 import contextlib
-import math
 import signal
 import time
 import warnings
@@ -23,6 +22,7 @@ from ..runtime import capture_rng, check_amp, restore_rng, seed_everything, tune
 from ..viz import sheets
 from . import distributed, transfer
 from .batches import batch_loader
+from .divergence import FirstNonFinite, check_finite, stopped
 from .evaluation import PeriodicEvaluation
 from .gan import GANTraining
 from .lock import run_lock, writable
@@ -119,15 +119,21 @@ def _train(cfg: Config, run_dir: Path, resume: bool, progress: bool, on_checkpoi
     sample_labels, nrow = sample_grid_labels(cfg)
     real = sheets.real_images(dataset, t.num_samples, t.seed) if t.epoch_sheets else None
     workers = 0 if isinstance(dataset, data.ArrayDataset) else cfg.data.workers
-    batches = batch_loader(dataset, t.batch_size, t.seed, batches_seen, workers, pin_memory=device.type == "cuda",
-                           rank=distributed.rank(), processes=distributed.world_size())
+    batches_from = lambda start: batch_loader(dataset, t.batch_size, t.seed, start, workers,
+                                              pin_memory=device.type == "cuda", rank=distributed.rank(),
+                                              processes=distributed.world_size())
+    batches = batches_from(batches_seen)
     bar = tqdm(total=total_steps, initial=step, desc=str(run_dir), unit="step", dynamic_ncols=True,
                disable=not (progress and main))
     record: dict = {}
+    # train.on_nonfinite=rollback: the first step that went non-finite, the steps whose batches a rolled-back run
+    # leaves out, and the returns to the last checkpoint since it was written
+    first_bad = FirstNonFinite([gan.G, gan.D], device) if t.on_nonfinite == "rollback" else None
+    skipped, rollbacks, checkpointed = set(), 0, resume  # checkpointed: on every process, unlike last_checkpoint
 
     def save_checkpoint() -> Path | None:
-        nonlocal last_checkpoint
-        check_finite(step, gan, log, last_checkpoint)  # never checkpoint a diverged state
+        nonlocal last_checkpoint, rollbacks, checkpointed
+        check_finite(step, gan.G, gan.D, log.interval.sums)  # never checkpoint a diverged state
         distributed.check_in_sync({"G": gan.G, "D": gan.D, "G_ema": gan.G_ema})
         # The epoch's sums so far, averaged over the processes, so a resumed run's epoch means are exact.
         epoch = {"sums": {k: distributed.average(v) for k, v in log.epoch.sums.items()}, "count": log.epoch.count}
@@ -142,7 +148,30 @@ def _train(cfg: Config, run_dir: Path, resume: bool, progress: bool, on_checkpoi
             log.info(f"checkpoint {last_checkpoint}")
             if on_checkpoint is not None:
                 on_checkpoint(last_checkpoint)
+        rollbacks, checkpointed = 0, True
         return last_checkpoint
+
+    def roll_back(error: NonFiniteError) -> None:
+        """Stop with `error` or (train.on_nonfinite=rollback, at most train.rollbacks times per checkpoint) go back
+        to the last checkpoint, to replay the run from there without the batches of the first non-finite step."""
+        nonlocal step, batches_seen, batches, rollbacks
+        if first_bad is None or not checkpointed or rollbacks == t.rollbacks:
+            error = stopped(error, last_checkpoint, t.on_nonfinite, rollbacks)
+            log.info(str(error))
+            raise error
+        bad_step = min(distributed.all_gather_object(first_bad.pop() or step))  # the processes agree on it
+        state, path = checkpoints.load_newest(run_dir, device)
+        gan.load_state_dict(state)
+        step, batches_seen = state["step"], state["rng"]["data_batches"]
+        restore_rng(state["rng"])
+        distributed.seed_process(t.seed, step, state.get("rank_rng"))
+        log.rewind(step, Sums(**state["epoch_sums"]))
+        batches = batches_from(batches_seen)
+        skipped.add(bad_step)
+        rollbacks += 1
+        bar.n = step
+        log.info(f"{error}: rolled back to {last_checkpoint or path} (step {step}), to go on without the batches of "
+                 f"step {bad_step} (rollback {rollbacks} of {t.rollbacks})")
 
     if gan.compiling.mode:
         bar.set_postfix_str("compiling G and D: the first steps take longer")
@@ -153,18 +182,21 @@ def _train(cfg: Config, run_dir: Path, resume: bool, progress: bool, on_checkpoi
 
     started = time.monotonic() - seconds
     clock = lambda: time.monotonic() - started  # seconds of training, the earlier processes' included
-    with stop_on_signals() as stop:
+    with stop_on_signals() as stop, contextlib.closing(bar), contextlib.closing(log):
         last = False  # the run's last step: at its steps (or epochs), or at its time budget
-        try:
-            while not last:
+        while not last:
+            try:
                 # Update D on n_dis batches of real images (its statistics: their mean), then G, its moving
                 # average and the learning rates.
                 real_batches = [next(batches) for _ in range(t.n_dis)]
                 batches_seen += t.n_dis
                 step += 1
-                stats = gan.train_step(real_batches, local_batch, step, note)
+                if step not in skipped:  # a rolled-back run leaves out the step that went non-finite
+                    stats = gan.train_step(real_batches, local_batch, step, note)
+                    log.accumulate(stats)
+                    if first_bad is not None:
+                        first_bad.observe(step, stats)
                 gan.step_schedules()
-                log.accumulate(stats)
                 bar.update()
                 signum, timed_out = stop.agreed(out_of_time(t, clock()))
                 if timed_out:
@@ -186,9 +218,10 @@ def _train(cfg: Config, run_dir: Path, resume: bool, progress: bool, on_checkpoi
                         "lr_d": gan.opt_d.param_groups[0]["lr"],
                         "minutes": clock() / 60,
                     } | {f"gamma/{name}": value for name, value in gammas.items()} | gan.augment.stats())
-                    check_finite(step, gan, log, last_checkpoint, record)
-                    bar.set_postfix_str(f"D {record['d_loss']:.3f} G {record['g_loss']:.3f} "
-                                        + " ".join(f"γ{name} {value:+.3f}" for name, value in gammas.items()))
+                    check_finite(step, gan.G, gan.D, log.interval.sums, record)
+                    bar.set_postfix_str(" ".join(f"{name} {record[key]:.3f}" for name, key in
+                                                 (("D", "d_loss"), ("G", "g_loss")) if key in record)
+                                        + "".join(f" γ{name} {value:+.3f}" for name, value in gammas.items()))
                 if main and (step % t.sample_every == 0 or last):
                     path = run_dir / "samples" / f"{checkpoints.step_name(step)}.png"
                     grid = sample_grid(gan.G_ema, t, sample_labels, nrow)
@@ -210,37 +243,18 @@ def _train(cfg: Config, run_dir: Path, resume: bool, progress: bool, on_checkpoi
                                f"resume with: sagan train --resume {run_dir}")
                     log.info(message)
                     raise Interrupted(message, signum)
-        except OSError as e:  # a write failed mid-run: a full disk, a folder gone read-only
-            raise RunError(f"{e.filename or 'a file'}: {e.strerror or e} at step {step}; the last good checkpoint "
-                           f"is {last_checkpoint or 'not written yet'}; resume with: sagan train --resume "
-                           f"{run_dir}") from None
-        finally:
-            bar.close()
-            log.close()
+            except NonFiniteError as error:
+                roll_back(error)
+                last = False
+            except OSError as e:  # a write failed mid-run: a full disk, a folder gone read-only
+                raise RunError(f"{e.filename or 'a file'}: {e.strerror or e} at step {step}; the last good checkpoint "
+                               f"is {last_checkpoint or 'not written yet'}; resume with: sagan train --resume "
+                               f"{run_dir}") from None
     return record
 
 
 def out_of_time(t: TrainConfig, seconds: float) -> bool:
     return t.max_minutes > 0 and seconds >= t.max_minutes * 60
-
-
-def check_finite(step: int, gan: GANTraining, log: RunLog, last_checkpoint: Path | None, record: dict | None = None):
-    """Stop a diverged run before it is checkpointed: the logged `record`'s values, or (with none) the statistics
-    since the last log line and the weights of G and D, must be finite."""
-    if record is not None:
-        bad = [key for key, value in record.items() if isinstance(value, float) and not math.isfinite(value)]
-    else:
-        sums = log.interval.sums
-        bad = [key for key, value in sums.items() if not torch.isfinite(value).all()]
-        bad += [name for name, net in (("G's weights", gan.G), ("D's weights", gan.D))
-                if not all(torch.isfinite(p).all() for p in net.parameters())]
-    if bad:
-        message = (f"step {step}: {', '.join(bad)} not finite (nan or inf): training diverged and stopped before "
-                   f"checkpointing it; the last good checkpoint is {last_checkpoint or 'not written yet'}. Try lower "
-                   f"learning rates (train.lr_d, train.lr_g), train.amp=none, or other penalties (train.gp_weight, "
-                   f"train.r1_weight, train.clip_grad_norm)")
-        log.info(message)
-        raise NonFiniteError(message)
 
 
 def load_training_set(cfg: Config, progress: bool = True):
