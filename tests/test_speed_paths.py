@@ -3,6 +3,7 @@
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -145,6 +146,26 @@ def test_the_gpu_script_stops_at_once_without_a_gpu(tmp_path):
         "benchmarks/gpu.sh: no CUDA GPU here (or no PyTorch); run it on a machine with one"]
     # Its bench commands, run here, stop with one line too.
     assert cli.main(["bench", "train", "--preset", "celeba128", "--device", "cuda", "--amp", "bf16", "--ops"]) == 2
+
+
+def run_benchmark(script: str, *args: str) -> dict:
+    """The JSON line a script of benchmarks/ prints."""
+    done = subprocess.run([sys.executable, str(Path(__file__).parents[1] / "benchmarks" / script), *args], check=True,
+                          capture_output=True, text=True, timeout=300)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_with_cuda_choices_a_steps_operators_do_not_grow_with_the_batch():
+    # Unlike the CPU kernels, which run the attention a few images at a time.
+    counts = [run_benchmark("ops_cuda_choices.py", "--preset", "dcgan64", "--batch-size", batch)["ops"]["kernel_ops"]
+              for batch in ("2", "16")]
+    assert counts[0] == counts[1] > 0
+
+
+def test_the_spectral_norm_ab_times_both_paths():
+    result = run_benchmark("spectral_norm_ab.py", "--preset", "demo", "--batch-size", "2", "--steps", "1",
+                           "--warmup", "0")
+    assert result["multi-tensor_seconds_per_step"] > 0 and result["per-layer_seconds_per_step"] > 0
 
 
 @pytest.mark.parametrize("groups", [1, 16])
