@@ -2,6 +2,8 @@
 
 import json
 import os
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -146,6 +148,23 @@ def test_the_gpu_script_stops_at_once_without_a_gpu(tmp_path):
         "benchmarks/gpu.sh: no CUDA GPU here (or no PyTorch); run it on a machine with one"]
     # Its bench commands, run here, stop with one line too.
     assert cli.main(["bench", "train", "--preset", "celeba128", "--device", "cuda", "--amp", "bf16", "--ops"]) == 2
+
+
+def test_the_gpu_scripts_sagan_commands_parse_and_resolve(monkeypatch):
+    # GPU time is scarce: a flag the CLI refuses would cost a run of the script.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    text = (Path(__file__).parents[1] / "benchmarks" / "gpu.sh").read_text().replace("\\\n", " ")
+    bench = shlex.split(re.search(r"^\s*bench=\((.*)\)$", text, re.MULTILINE).group(1))
+    commands = []
+    for line in text.replace('"${bench[@]}"', shlex.join(bench)).splitlines():
+        words = shlex.split(line.split("#")[0]) if "-m sagan " in line else []
+        if words and words[0] in ("python", "run"):  # a command, not the bench array's definition
+            commands.append(words[words.index("sagan") + 1:])
+    assert len(commands) >= 8 and sum(c[:2] == ["bench", "train"] for c in commands) == 5
+    for argv in commands:
+        args = cli.build_parser().parse_args(argv)
+        if argv[0] in ("bench", "train"):
+            cli.resolve_config(args, scope="synthetic" if argv[0] == "bench" else "run")
 
 
 def run_benchmark(script: str, *args: str) -> dict:
