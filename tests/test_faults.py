@@ -137,13 +137,32 @@ def test_a_rolled_back_run_replays_from_its_checkpoint_without_the_step_that_wen
     log = (run / "train.log").read_text()
     assert "step 8: d_loss, d_real, d_fake, g_loss, gamma/G.attn16, gamma/D.attn8 not finite (nan or inf): " \
         "rolled back to" in log
-    assert "step-0000004.pt (step 4), to go on without the batches of step 7 (rollback 1 of 3)" in log
+    assert "latest.pt (step 4), to go on without the batches of step 7 (rollback 1 of 3)" in log
     assert steps_on_disk(run) == list(range(1, 13))  # the diverged stretch's records are gone
     replayed = [line.split(" ", 2)[2] for line in log.splitlines() if " step=5 " in f" {line.split(' ', 2)[2]}"]
     assert len(replayed) == 2 and replayed[0].split("steps_per_s")[0] == replayed[1].split("steps_per_s")[0]
     for path in (run / "checkpoints").glob("*.pt"):
         assert all(torch.isfinite(v).all() for v in checkpoints.load(path)["discriminator"].values()
                    if v.is_floating_point())
+
+
+def test_a_run_stopped_after_a_rollback_resumes_without_the_step_it_left_out(tmp_path, monkeypatch):
+    run = tmp_path / "run"
+
+    def when(step, before):
+        if step == 6 and before.count(6) == 1:  # SIGTERM in the replay, before the step it leaves out
+            os.kill(os.getpid(), signal.SIGTERM)
+        return step == 7 and step not in before
+
+    trained = poison_d(monkeypatch, when)
+    cfg = tiny_config(**{"train.steps": 10, "train.log_every": 1, "train.checkpoint_every": 4,
+                         "train.on_nonfinite": "rollback"})
+    with pytest.raises(Interrupted, match="interrupted at step 6 by SIGTERM"):
+        train(cfg, run, progress=False)
+    assert checkpoints.load(run)["skipped_steps"] == [7]
+    trained.clear()
+    assert train(cfg, run, resume=True, progress=False)["step"] == 10
+    assert trained == [8, 9, 10]
 
 
 def test_rollbacks_that_diverge_again_stop_the_run(tmp_path, monkeypatch):

@@ -337,8 +337,10 @@ def run_train(args: argparse.Namespace) -> int:
               "further")
         return 0
     r = result.record
-    print(f"sagan: step {r['step']}: D loss {r['d_loss']:.3f}, G loss {r['g_loss']:.3f}; samples in "
-          f"{result.run_dir / 'samples'}, checkpoint {result.run_dir / 'checkpoints' / 'latest.pt'}")
+    # A last log interval left out whole by train.on_nonfinite=rollback has no losses.
+    losses = ", ".join(f"{name} loss {r[key]:.3f}" for name, key in (("D", "d_loss"), ("G", "g_loss")) if key in r)
+    print(f"sagan: step {r['step']}{': ' + losses if losses else ''}; samples in {result.run_dir / 'samples'}, "
+          f"checkpoint {result.run_dir / 'checkpoints' / 'latest.pt'}")
     return 0
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from ..errors import NonFiniteError
+from . import distributed
 
 ADVICE = ("Try lower learning rates (train.lr_d, train.lr_g), train.amp=none or other penalties (train.gp_weight, "
           "train.r1_weight, train.clip_grad_norm)")
@@ -22,6 +23,8 @@ def check_finite(step: int, G: torch.nn.Module, D: torch.nn.Module, interval: di
         bad = [key for key, value in interval.items() if not torch.isfinite(value).all()]
         bad += [name for name, net in (("G's weights", G), ("D's weights", D))
                 if not all(torch.isfinite(p).all() for p in net.parameters())]
+        # Each process's own statistics: the processes stop (or roll back) together or not at all.
+        bad = list(dict.fromkeys(key for keys in distributed.all_gather_object(bad) for key in keys))
     if bad:
         raise NonFiniteError(f"step {step}: {', '.join(bad)} not finite (nan or inf)")
 
@@ -41,7 +44,7 @@ class FirstNonFinite:
 
     def __init__(self, nets: list[torch.nn.Module], device: torch.device):
         self.params = [p for net in nets for p in net.parameters()]
-        self.step = torch.full((), math.inf, device=device)
+        self.step = torch.full((), math.inf, device=device, dtype=torch.float64)  # exact for any step count
 
     def observe(self, step: int, stats: dict[str, torch.Tensor]) -> None:
         # Each tensor's largest magnitude (which cannot overflow as a sum of squares can) is finite iff it is.

@@ -69,6 +69,7 @@ def _train(cfg: Config, run_dir: Path, resume: bool, progress: bool, on_checkpoi
     seed_everything(t.seed)
     gan = GANTraining(cfg, device, batches_per_epoch, total_steps)
     step, batches_seen, rank_rng, epoch_sums, last_checkpoint, seconds = 0, 0, None, Sums(), None, 0.0
+    skipped = set()  # train.on_nonfinite=rollback: the steps whose batches the run leaves out
     transferred = []  # with train.init_from: what the source's weights gave this run
     if resume:
         state, last_checkpoint = checkpoints.load_newest(run_dir, device)
@@ -80,6 +81,7 @@ def _train(cfg: Config, run_dir: Path, resume: bool, progress: bool, on_checkpoi
         step, batches_seen = state["step"], state["rng"]["data_batches"]
         restore_rng(state["rng"])
         rank_rng = state.get("rank_rng")
+        skipped = set(state.get("skipped_steps", []))
         warn_if_threads_differ(state.get("threads"), device)
     elif t.init_from:
         transferred = transfer.initialise(gan, t.init_from, cfg)
@@ -126,10 +128,10 @@ def _train(cfg: Config, run_dir: Path, resume: bool, progress: bool, on_checkpoi
     bar = tqdm(total=total_steps, initial=step, desc=str(run_dir), unit="step", dynamic_ncols=True,
                disable=not (progress and main))
     record: dict = {}
-    # train.on_nonfinite=rollback: the first step that went non-finite, the steps whose batches a rolled-back run
-    # leaves out, and the returns to the last checkpoint since it was written
+    # train.on_nonfinite=rollback: the first step that went non-finite, and the returns to the last checkpoint
+    # since it was written
     first_bad = FirstNonFinite([gan.G, gan.D], device) if t.on_nonfinite == "rollback" else None
-    skipped, rollbacks, checkpointed = set(), 0, resume  # checkpointed: on every process, unlike last_checkpoint
+    rollbacks, checkpointed = 0, resume  # checkpointed: on every process, unlike last_checkpoint
 
     def save_checkpoint() -> Path | None:
         nonlocal last_checkpoint, rollbacks, checkpointed
@@ -141,6 +143,7 @@ def _train(cfg: Config, run_dir: Path, resume: bool, progress: bool, on_checkpoi
                                     "threads": torch.get_num_threads(), "epoch_sums": epoch,
                                     "train_seconds": clock()}
         state["rng"]["data_batches"] = batches_seen
+        state["skipped_steps"] = sorted(s for s in skipped if s > step)  # a signal's checkpoint can precede one
         if distributed.world_size() > 1:  # the other processes' latent streams, for an exact resume
             state["rank_rng"] = distributed.all_gather_object(capture_rng())[1:]
         if main:
@@ -155,7 +158,7 @@ def _train(cfg: Config, run_dir: Path, resume: bool, progress: bool, on_checkpoi
         """Stop with `error` or (train.on_nonfinite=rollback, at most train.rollbacks times per checkpoint) go back
         to the last checkpoint, to replay the run from there without the batches of the first non-finite step."""
         nonlocal step, batches_seen, batches, rollbacks
-        if first_bad is None or not checkpointed or rollbacks == t.rollbacks:
+        if first_bad is None or not checkpointed or rollbacks == t.rollbacks or signum:  # signum: asked to stop
             error = stopped(error, last_checkpoint, t.on_nonfinite, rollbacks)
             log.info(str(error))
             raise error
@@ -165,13 +168,13 @@ def _train(cfg: Config, run_dir: Path, resume: bool, progress: bool, on_checkpoi
         step, batches_seen = state["step"], state["rng"]["data_batches"]
         restore_rng(state["rng"])
         distributed.seed_process(t.seed, step, state.get("rank_rng"))
-        log.rewind(step, Sums(**state["epoch_sums"]))
+        log.rewind(step, Sums(**state.get("epoch_sums", {})))
         batches = batches_from(batches_seen)
         skipped.add(bad_step)
         rollbacks += 1
-        bar.n = step
-        log.info(f"{error}: rolled back to {last_checkpoint or path} (step {step}), to go on without the batches of "
-                 f"step {bad_step} (rollback {rollbacks} of {t.rollbacks})")
+        bar.update(step - bar.n)
+        log.info(f"{error}: rolled back to {path} (step {step}), to go on without the batches of step {bad_step} "
+                 f"(rollback {rollbacks} of {t.rollbacks})")
 
     if gan.compiling.mode:
         bar.set_postfix_str("compiling G and D: the first steps take longer")
@@ -182,8 +185,11 @@ def _train(cfg: Config, run_dir: Path, resume: bool, progress: bool, on_checkpoi
 
     started = time.monotonic() - seconds
     clock = lambda: time.monotonic() - started  # seconds of training, the earlier processes' included
-    with stop_on_signals() as stop, contextlib.closing(bar), contextlib.closing(log):
-        last = False  # the run's last step: at its steps (or epochs), or at its time budget
+    # A write that fails mid-run (a full disk, a folder gone read-only) ends it with one line.
+    write_failed = lambda: (f"at step {step}; the last good checkpoint is {last_checkpoint or 'not written yet'}; "
+                            f"resume with: sagan train --resume {run_dir}")
+    with stop_on_signals() as stop, contextlib.closing(bar), contextlib.closing(log), one_line_io_errors(write_failed):
+        last, signum = False, 0  # the run's last step: at its steps (or epochs), or at its time budget
         while not last:
             try:
                 # Update D on n_dis batches of real images (its statistics: their mean), then G, its moving
@@ -245,12 +251,17 @@ def _train(cfg: Config, run_dir: Path, resume: bool, progress: bool, on_checkpoi
                     raise Interrupted(message, signum)
             except NonFiniteError as error:
                 roll_back(error)
-                last = False
-            except OSError as e:  # a write failed mid-run: a full disk, a folder gone read-only
-                raise RunError(f"{e.filename or 'a file'}: {e.strerror or e} at step {step}; the last good checkpoint "
-                               f"is {last_checkpoint or 'not written yet'}; resume with: sagan train --resume "
-                               f"{run_dir}") from None
+                last = False  # the step that failed may have been the last: the replay goes on
     return record
+
+
+@contextlib.contextmanager
+def one_line_io_errors(where: Callable[[], str]):
+    """An OSError in the block becomes a RunError: the file, the error and `where()`."""
+    try:
+        yield
+    except OSError as e:
+        raise RunError(f"{e.filename or 'a file'}: {e.strerror or e} {where()}") from None
 
 
 def out_of_time(t: TrainConfig, seconds: float) -> bool:
