@@ -16,9 +16,8 @@ import torch
 
 from sagan import kernels
 from sagan.benchmarks.ops import count_ops
+from sagan.benchmarks.train import synthetic_training
 from sagan.config import preset
-from sagan.runtime import seed_everything
-from sagan.training.gan import GANTraining
 
 # Chunks that always hold the whole batch, and no layer big enough for the small-map convolutions.
 CUDA_CHOICES = kernels.Thresholds(attention_cpu_chunk_bytes=2**62, conv_min_weights=2**62)
@@ -31,17 +30,12 @@ def main() -> int:
     args = parser.parse_args()
 
     cfg = preset(args.preset)
-    t, res, ch = cfg.train, cfg.data.resolution, cfg.data.channels
-    t.batch_size, t.channels_last = args.batch_size, False
-    seed_everything(t.seed)
-    gan = GANTraining(cfg, torch.device("cpu"), batches_per_epoch=1)
+    cfg.train.batch_size, cfg.train.channels_last = args.batch_size, False
+    gan, _, step = synthetic_training(cfg, torch.device("cpu"))
     for net in (gan.G, gan.D):
         kernels.install(net, CUDA_CHOICES)
-    images = torch.randint(0, 256, (t.batch_size, ch, res, res), dtype=torch.uint8)
-    labels = torch.randint(max(cfg.model.num_classes, 1), (t.batch_size,))
-    step = lambda: gan.train_step([(images, labels)] * t.n_dis, t.batch_size, 1, log=lambda line: None)
     step()  # the first step allocates optimiser state
-    print(json.dumps({"preset": args.preset, "batch_size": t.batch_size, "ops": count_ops(step)}))
+    print(json.dumps({"preset": args.preset, "batch_size": args.batch_size, "ops": count_ops(step)}))
     return 0
 
 

@@ -15,10 +15,9 @@ import time
 
 import torch
 
+from sagan.benchmarks.train import synthetic_training
 from sagan.config import preset
 from sagan.kernels import spectral_norm
-from sagan.runtime import seed_everything
-from sagan.training.gan import GANTraining
 
 
 def main() -> int:
@@ -30,25 +29,19 @@ def main() -> int:
     args = parser.parse_args()
 
     cfg = preset(args.preset)
-    t, res, ch = cfg.train, cfg.data.resolution, cfg.data.channels
-    t.batch_size = args.batch_size
-    gans = {}
-    for name in ("multi-tensor", "per-layer"):
-        seed_everything(t.seed)
-        gans[name] = GANTraining(cfg, torch.device("cpu"), batches_per_epoch=1)
-    for net in (gans["per-layer"].G, gans["per-layer"].D):
+    cfg.train.batch_size = args.batch_size
+    runs = {name: synthetic_training(cfg, torch.device("cpu")) for name in ("multi-tensor", "per-layer")}
+    for net in (runs["per-layer"][0].G, runs["per-layer"][0].D):
         net.__dict__[spectral_norm.GROUP] = []  # an empty group: every layer runs the reference's power iteration
-    images = torch.randint(0, 256, (t.batch_size, ch, res, res), dtype=torch.uint8)
-    labels = torch.randint(max(cfg.model.num_classes, 1), (t.batch_size,))
-    seconds = {name: [] for name in gans}
+    seconds = {name: [] for name in runs}
     for i in range(args.warmup + args.steps):
-        for name, gan in list(gans.items())[:: 1 if i % 2 == 0 else -1]:
+        for name, (_, _, step) in list(runs.items())[:: 1 if i % 2 == 0 else -1]:
             start = time.perf_counter()
-            gan.train_step([(images, labels)] * t.n_dis, t.batch_size, 1, log=lambda line: print(line, file=sys.stderr))
+            step()
             if i >= args.warmup:
                 seconds[name].append(time.perf_counter() - start)
     median = {name: statistics.median(values) for name, values in seconds.items()}
-    print(json.dumps({"preset": args.preset, "batch_size": t.batch_size, "steps": args.steps,
+    print(json.dumps({"preset": args.preset, "batch_size": args.batch_size, "steps": args.steps,
                       "threads": torch.get_num_threads()}
                      | {f"{name}_seconds_per_step": round(value, 4) for name, value in median.items()}
                      | {"per_layer_over_multi_tensor": round(median["per-layer"] / median["multi-tensor"], 3)}))

@@ -65,21 +65,14 @@ def bench_train(cfg: Config, steps: int = 10, warmup: int = 3, compare_reference
     With `breakdown` (CPU only), one more step is profiled to say where its time goes (`step_breakdown`); with `ops`,
     the operators one step dispatches are counted (`ops.count_ops`).
     """
-    t, res, ch = cfg.train, cfg.data.resolution, cfg.data.channels
+    t, res = cfg.train, cfg.data.resolution
     device = resolve_device(t.device)
     check_amp(t.amp, device)
     if breakdown and device.type != "cpu":
         raise ConfigError("--breakdown: profiles CPU steps only; on a GPU use torch.profiler with "
                           "ProfilerActivity.CUDA")
     tune_backends(device)
-    seed_everything(t.seed)
-    gan = GANTraining(cfg, device, batches_per_epoch=1)
-    images = torch.randint(0, 256, (t.batch_size, ch, res, res), dtype=torch.uint8)
-    labels = torch.randint(max(cfg.model.num_classes, 1), (t.batch_size,))
-
-    def sagan_step() -> None:
-        gan.train_step([(images, labels)] * t.n_dis, t.batch_size, 1, log=lambda line: print(line, file=sys.stderr))
-
+    gan, images, sagan_step = synthetic_training(cfg, device)
     runs = {"sagan": sagan_step}
     if compare_reference:
         reference = build_reference(cfg, device)
@@ -131,6 +124,21 @@ def bench_train(cfg: Config, steps: int = 10, warmup: int = 3, compare_reference
         result["ops"] = {name: count_ops(step) for name, step in runs.items()}
     result["torch"] = torch.__version__
     return result
+
+
+def synthetic_training(cfg: Config, device: torch.device) -> tuple[GANTraining, torch.Tensor, Callable[[], None]]:
+    """A GANTraining of `cfg` on `device` from its seed, fixed random uint8 images of the batch's shape, and one
+    training step on them: what `bench_train` times (and the scripts in benchmarks/ count or compare)."""
+    t, res, ch = cfg.train, cfg.data.resolution, cfg.data.channels
+    seed_everything(t.seed)
+    gan = GANTraining(cfg, device, batches_per_epoch=1)
+    images = torch.randint(0, 256, (t.batch_size, ch, res, res), dtype=torch.uint8)
+    labels = torch.randint(max(cfg.model.num_classes, 1), (t.batch_size,))
+
+    def step() -> None:
+        gan.train_step([(images, labels)] * t.n_dis, t.batch_size, 1, log=lambda line: print(line, file=sys.stderr))
+
+    return gan, images, step
 
 
 def step_breakdown(step: Callable[[], None], seconds: float, gflop: float, amp: str) -> dict:

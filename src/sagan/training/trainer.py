@@ -76,10 +76,7 @@ def _train(cfg: Config, run_dir: Path, resume: bool, progress: bool, on_checkpoi
         seconds = state.get("train_seconds", 0.0)
         if state["step"] >= total_steps or out_of_time(t, seconds):
             return {}
-        gan.load_state_dict(state)
-        epoch_sums = Sums(**state.get("epoch_sums", {}))
-        step, batches_seen = state["step"], state["rng"]["data_batches"]
-        restore_rng(state["rng"])
+        step, batches_seen, epoch_sums = restore(gan, state)
         rank_rng = state.get("rank_rng")
         skipped = set(state.get("skipped_steps", []))
         warn_if_threads_differ(state.get("threads"), device)
@@ -164,11 +161,9 @@ def _train(cfg: Config, run_dir: Path, resume: bool, progress: bool, on_checkpoi
             raise error
         bad_step = min(distributed.all_gather_object(first_bad.pop() or step))  # the processes agree on it
         state, path = checkpoints.load_newest(run_dir, device)
-        gan.load_state_dict(state)
-        step, batches_seen = state["step"], state["rng"]["data_batches"]
-        restore_rng(state["rng"])
+        step, batches_seen, epoch_sums = restore(gan, state)
         distributed.seed_process(t.seed, step, state.get("rank_rng"))
-        log.rewind(step, Sums(**state.get("epoch_sums", {})))
+        log.rewind(step, epoch_sums)
         batches = batches_from(batches_seen)
         skipped.add(bad_step)
         rollbacks += 1
@@ -262,6 +257,14 @@ def one_line_io_errors(where: Callable[[], str]):
         yield
     except OSError as e:
         raise RunError(f"{e.filename or 'a file'}: {e.strerror or e} {where()}") from None
+
+
+def restore(gan: GANTraining, state: dict) -> tuple[int, int, Sums]:
+    """Put a checkpoint's training state into `gan` and this process's random streams; returns its step, the
+    batches it had seen and its epoch's statistic sums."""
+    gan.load_state_dict(state)
+    restore_rng(state["rng"])
+    return state["step"], state["rng"]["data_batches"], Sums(**state.get("epoch_sums", {}))
 
 
 def out_of_time(t: TrainConfig, seconds: float) -> bool:
