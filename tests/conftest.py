@@ -16,8 +16,20 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 needs_shared_data = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs ../shared/data")
 
 # The CUDA variants of the tests run where a GPU is visible (the lent GPU machine); CI and this CPU machine skip them.
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-DEVICES = ["cpu", pytest.param("cuda", marks=needs_cuda)]
+# They carry the `cuda` mark, so the GPU script runs them alone (`pytest -m cuda`) within a lent machine's minutes.
+CUDA_MARKS = (pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"))
+DEVICES = ["cpu", pytest.param("cuda", marks=CUDA_MARKS)]
+
+
+def with_marks(test, *marks):
+    for mark in marks:
+        test = mark(test)
+    return test
+
+
+def needs_cuda(test):
+    return with_marks(test, *CUDA_MARKS)
+
 
 # Pages opened in headless Chromium through playwright, where both are installed.
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -29,12 +41,9 @@ except ImportError:
 
 
 def needs_browser(test):
-    marks = (pytest.mark.browser,
-             pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (apt-get install chromium)"),
-             pytest.mark.skipif(not HAVE_PLAYWRIGHT, reason="needs the playwright package (the test extra)"))
-    for mark in marks:
-        test = mark(test)
-    return test
+    return with_marks(test, pytest.mark.browser,
+                      pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (apt-get install chromium)"),
+                      pytest.mark.skipif(not HAVE_PLAYWRIGHT, reason="needs the playwright package (the test extra)"))
 
 
 @contextlib.contextmanager

@@ -88,6 +88,8 @@ def test_bench_prints_one_json_line(capsys):
     (["train", "--resolution", "48"], "data.resolution: 48 is not a power of two"),
     (["train", "--data", "celeba", "--data-root", "/no/such/dir"], "data root /no/such/dir does not exist"),
     (["train", "--data", "celeba"], "needs a data root folder"),
+    (["train", "--data-root", "."], "data.root: the embedded dataset ships with sagan and reads no folder; name the "
+                                    "dataset of . with data.name (--data NAME, or --data . for a folder of images)"),
     (["train", "--data", "no-such-dataset"], "--data: 'no-such-dataset' is neither a dataset"),
     (["train", "--config", "/no/such.yaml"], "config file /no/such.yaml does not exist"),
     (["train", "--amp", "fp16", "--device", "cpu"], "fp16 needs a CUDA device"),

@@ -8,8 +8,10 @@ import re
 import shutil
 import signal
 
+import numpy as np
 import pytest
 from conftest import browser_page, error_line, needs_browser
+from PIL import Image
 
 import sagan
 from sagan import api, checkpoints
@@ -220,3 +222,27 @@ def test_table_cells_give_the_std_to_the_means_decimal_place():
     assert cell("kid_inception", 0.505, 0.0, 1) == "0.5050"
     assert cell("g_params", 3.564e6, 0, 2) == "3.56M"
     assert cell("fd_inception", float("nan"), 0, 2) == "n/a"
+
+
+def test_a_run_killed_in_its_final_evaluation_is_scored_as_training_would(tmp_path):
+    # Real images cropped from a folder: the evaluation after a kill must read them as training's own did.
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(24):
+        Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    spec = SPEC | {"base": SPEC["base"] | {"data": {"name": "imagefolder", "root": str(folder), "crop": 36}},
+                   "variants": {"none": SPEC["variants"]["none"]}, "seeds": [0],
+                   "eval": SPEC["eval"] | {"reference": str(folder)}}
+    api.compare(spec, tmp_path / "out", progress=False, log=lambda line: None)
+    run_dir = tmp_path / "out" / "runs" / "none-seed0"
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    scored = [json.loads(line)["eval/swd"] for line in lines if "eval/swd" in line]
+    # Killed after the last checkpoint, before the final evaluation was written.
+    (run_dir / "metrics.jsonl").write_text("".join(f"{line}\n" for line in lines if "eval/swd" not in line))
+    (run_dir / "compare.json").unlink()
+    logged = []
+    api.compare(spec, tmp_path / "out", progress=False, log=logged.append)
+    assert [line.split(": ")[1] for line in logged] == ["resuming"]
+    # The same real images and generator, to float rounding (training scored its G in memory, this the saved one).
+    assert [r["eval/swd"] for r in read_metrics(run_dir) if "eval/swd" in r] == pytest.approx(scored, rel=1e-5)

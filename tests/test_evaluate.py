@@ -72,6 +72,14 @@ def test_missing_inception_weights_offline_is_one_line(run_dir, tmp_path, monkey
     assert "FID Inception weights" in line and "--inception-weights" in line
 
 
+def test_reference_options_without_a_reference_are_refused(run_dir, capsys):
+    # The run's own images are read as it trained on them: a crop or size given for them would go unused.
+    assert main(["evaluate", "--checkpoint", str(run_dir), "--backbone", "swd", "--crop", "24",
+                 "--resolution", "32"]) == 2
+    assert error_line(capsys) == ("sagan: error: --crop and --resolution: for the images of --reference; without "
+                                  "--reference the run's own images are read as it trained on them")
+
+
 def test_evaluate_images_with_swd_and_saved_stats(run_dir, tmp_path, capsys):
     npz = tmp_path / "samples.npz"
     folder = tmp_path / "pngs"

@@ -100,13 +100,24 @@ def test_diverged_losses_stop_the_run_before_a_checkpoint(tmp_path, capsys):
     assert main(["train", "--out", str(run), *TINY, "--steps", "40", *diverging]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not finite" in err[0] and "train.lr_d" in err[0] and "train.amp" in err[0]
-    stopped = int(err[0].split("step ")[1].split(":")[0])
-    assert stopped < 40
+    assert "stopped before checkpointing it; the last good checkpoint is not written yet" in err[0]
     assert "not finite" in (run / "train.log").read_text()
-    for path in (run / "checkpoints").glob("*.pt"):  # every checkpoint written holds finite weights
-        state = checkpoints.load(path)
-        assert state["step"] < stopped
-        assert all(torch.isfinite(v).all() for v in state["generator"].values() if v.is_floating_point())
+    assert not list(run.glob("checkpoints/*.pt"))
+
+
+def test_weights_gone_non_finite_between_logs_stop_the_run_at_the_next_checkpoint(tmp_path, monkeypatch):
+    # No log step between the poisoned update and the checkpoint: the pre-checkpoint check alone must catch it.
+    run = tmp_path / "run"
+    poison_d(monkeypatch, lambda step, before: step == 6)
+    cfg = tiny_config(**{"train.steps": 12, "train.log_every": 100, "train.checkpoint_every": 4})
+    with pytest.raises(NonFiniteError, match=r"^step 8: .*D's weights not finite \(nan or inf\): training diverged "
+                                             r"and stopped before checkpointing it; the last good checkpoint is "
+                                             r".*step-0000004.pt"):
+        train(cfg, run, progress=False)
+    assert sorted(path.name for path in run.glob("checkpoints/step-*.pt")) == ["step-0000004.pt"]
+    assert checkpoints.load(run)["step"] == 4
+    assert all(torch.isfinite(v).all() for v in checkpoints.load(run)["discriminator"].values()
+               if v.is_floating_point())
 
 
 def poison_d(monkeypatch, when) -> list[int]:

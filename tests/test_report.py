@@ -132,7 +132,9 @@ def test_report_in_a_browser(run, tmp_path):
 
         page.locator("#step-slider").fill("0")
         assert page.get_attribute("#progress-image", "src") == "samples/step-0000002.png"
-        assert page.evaluate("document.getElementById('progress-image').complete")
+        # The new grid loads after the slider moves: wait for it, and fail on a broken image or a timeout.
+        page.wait_for_function("() => { const image = document.getElementById('progress-image'); "
+                               "return image.complete && image.naturalWidth > 0 }", timeout=10_000)
         assert page.errors == []
         page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
     assert (tmp_path / "report.png").stat().st_size > 10_000

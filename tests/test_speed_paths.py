@@ -142,10 +142,16 @@ def test_bench_refuses_a_reference_comparison_it_cannot_make(capsys):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks what the GPU script does without a GPU")
 def test_the_gpu_script_stops_at_once_without_a_gpu(tmp_path):
     script = Path(__file__).parents[1] / "benchmarks" / "gpu.sh"
-    done = subprocess.run(["bash", str(script), "bench"], check=False, capture_output=True, text=True,
-                          cwd=tmp_path, env=os.environ | {"OUT": str(tmp_path / "out")}, timeout=60)
+    def gpu_sh(*sections):
+        return subprocess.run(["bash", str(script), *sections], check=False, capture_output=True, text=True,
+                              cwd=tmp_path, env=os.environ | {"OUT": str(tmp_path / "out")}, timeout=60)
+
+    done = gpu_sh("bench")
     assert done.returncode == 2 and done.stderr.strip().splitlines() == [
         "benchmarks/gpu.sh: no CUDA GPU here (or no PyTorch); run it on a machine with one"]
+    done = gpu_sh("bench", "test")  # a misspelt section stops it before any GPU time is spent
+    assert done.returncode == 2 and done.stderr.strip().splitlines() == [
+        "benchmarks/gpu.sh: unknown section 'test': expected bench, tests, memory, metrics or e2e"]
     # Its bench commands, run here, stop with one line too.
     assert cli.main(["bench", "train", "--preset", "celeba128", "--device", "cuda", "--amp", "bf16", "--ops"]) == 2
 

@@ -42,7 +42,8 @@ def reference_stats(evaluator: Evaluator, reference: str, *, data_root=None, spl
     name (its `split`, read from `data_root`; auto: as `held_out` picks after training on its train split) or an
     image folder, the last two at `resolution`, at most `max_images` of them (a seeded random subset; 0 = all), and
     cached under `cache_dir` (default: `$SAGAN_CACHE/stats`, see `files.cache_dir`). `dataset`, a loaded dataset
-    with the DataConfig that made it, is used as it is instead of `reference`."""
+    with the DataConfig that made it, is used as it is instead of `reference` (at that config's resolution,
+    channels and crop)."""
     if not evaluator.reference_extractors:
         return {}, "no real images (the metrics need none)"
     path = Path(reference).expanduser()
@@ -52,6 +53,7 @@ def reference_stats(evaluator: Evaluator, reference: str, *, data_root=None, spl
         return load_stats(path), f"the statistics in {path}"
     if dataset is not None:
         dataset, data_config = dataset
+        resolution, channels, crop = data_config.resolution, data_config.channels, data_config.crop
         source = {"dataset": data_config.name, "options": dataset_options(data_config)}
     elif reference in data.DATASETS:
         split = held_out(DataConfig(name=reference, split="train"), split).split
@@ -138,6 +140,10 @@ def evaluate(checkpoint=None, images=None, *, metrics: str | list[str] | None = 
     if evaluator.reference_extractors:
         own = None
         if not reference and run_data is not None:  # the run's own images, at their crop
+            ignored = [flag for flag, value in (("--crop", crop), ("--resolution", resolution)) if value]
+            if ignored:
+                raise ConfigError(f"{' and '.join(ignored)}: for the images of --reference; without --reference "
+                                  f"the run's own images are read as it trained on them")
             own = dataclasses.replace(held_out(run_data, split), root=data_root or run_data.root)
             own = (data.from_config(own), own)
         elif not reference:

@@ -115,7 +115,8 @@ class TrainConfig:
     ema_start: int = 0  # G steps before the EMA starts averaging (until then it copies G)
     amp: str = "none"  # mixed precision (runtime.PRECISIONS): none | bf16 | fp16 (CUDA only)
     channels_last: bool | None = None  # NHWC memory format for convolutions (auto: on the CPU, where it is faster)
-    fused_optimizer: bool = True  # Adam as one fused kernel over all parameters (false: the per-tensor loop)
+    # Adam as one fused kernel over all parameters (false: torch's default, multi-tensor on CUDA, a loop on the CPU)
+    fused_optimizer: bool = True
     kernels: str = "auto"  # auto: sagan.kernels' faster layers where they help | plain: the networks as written
     # torch.compile G and D (the first steps compile for a minute or more); auto: on CUDA, with CUDA graphs where
     # the run allows (training.compilation)

@@ -88,6 +88,9 @@ def validate(cfg: Config, scope: str = "run") -> None:
     data.check_options(d.name, d.split, {key: getattr(d, key) for key in data.OPTIONS}, test_fraction=d.test_fraction)
     if data.DATASETS[d.name].needs_root and not d.root and scope != "synthetic":
         raise ConfigError(f"data.root: the {d.name} dataset needs a data root folder")
+    if d.root and not data.DATASETS[d.name].needs_root:  # e.g. --data-root without --data: the root would go unread
+        raise ConfigError(f"data.root: the {d.name} dataset ships with sagan and reads no folder; name the dataset "
+                          f"of {d.root} with data.name (--data NAME, or --data {d.root} for a folder of images)")
     if scope == "data":
         return
     if not m.num_classes and (d.labels != "none" or d.attribute):

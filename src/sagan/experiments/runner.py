@@ -75,8 +75,9 @@ def train_and_evaluate(run: Run, run_dir: Path, resume: bool, progress: bool) ->
     e = run.config.eval
     if final_evaluation(curves.read_metrics(run_dir), state["step"], headlines(e.metrics, e.backbone)) is None:
         # Killed during the final evaluation, after the last checkpoint: evaluate that checkpoint as training would.
-        evaluate(run_dir, metrics=e.metrics, num_samples=e.num_samples, reference=e.reference,
-                 reference_samples=e.reference_samples, split=e.split, backbone=e.backbone,
+        d = run.config.data
+        evaluate(run_dir, metrics=e.metrics, num_samples=e.num_samples, reference=e.reference, data_root=d.root,
+                 crop=d.crop, reference_samples=e.reference_samples, split=e.split, backbone=e.backbone,
                  inception_weights=e.inception_weights, vgg16_weights=e.vgg16_weights, batch_size=e.batch_size,
                  device=run.config.train.device, seed=run.config.train.seed, progress=progress, record=True)
     G, D = checkpoints.networks(state)

@@ -64,8 +64,8 @@ def stride2(design: Design) -> dict:
     return {"kernel": design.kernel, "stride": 2, "padding": (design.kernel - 1) // 2}
 
 
-class DCGANGenerator(Generator):
-    """Width `width * resolution / 8` at 4x4, halved at every upsampling, `width` at resolution / 2."""
+class DCGANMaps:
+    """The feature maps of G and D, the same in both: every power of two from 4x4 to resolution / 2."""
 
     @staticmethod
     def attention_resolutions(resolution: int, design: str = "sagan") -> list[int]:
@@ -76,6 +76,10 @@ class DCGANGenerator(Generator):
     def deformable_resolutions(resolution: int, design: str = "sagan") -> list[int]:
         """None: the strided and transposed convolutions have no deformable form."""
         return []
+
+
+class DCGANGenerator(DCGANMaps, Generator):
+    """Width `width * resolution / 8` at 4x4, halved at every upsampling, `width` at resolution / 2."""
 
     def __init__(self, resolution: int, channels: int = 3, z_dim: int = 128, width: int = 64,
                  attention: Sequence[int] = (16, 32), attention_form: str | AttentionOptions = "popular",
@@ -103,19 +107,9 @@ class DCGANGenerator(Generator):
         return torch.tanh(self.to_rgb(x))
 
 
-class DCGANDiscriminator(Network):
+class DCGANDiscriminator(DCGANMaps, Network):
     """Width `width` at resolution / 2, doubled at every downsampling down to 4x4, then a 4x4 conv to one logit.
     Conditional: adds the projection term <embed(y), sum-pooled 4x4 features> (Miyato & Koyama 2018)."""
-
-    @staticmethod
-    def attention_resolutions(resolution: int, design: str = "sagan") -> list[int]:
-        """The feature resolutions that attention may follow."""
-        return [2**i for i in range(2, int(math.log2(resolution)))]
-
-    @staticmethod
-    def deformable_resolutions(resolution: int, design: str = "sagan") -> list[int]:
-        """None: the strided and transposed convolutions have no deformable form."""
-        return []
 
     def __init__(self, resolution: int, channels: int = 3, width: int = 64, attention: Sequence[int] = (8, 4),
                  attention_form: str | AttentionOptions = "popular", spectral_norm: bool = True,
