@@ -13,7 +13,9 @@ from torch.utils.data import DataLoader
 
 # Real public datasets kept beside the repository (../shared/data); tests that read them skip without them.
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-needs_shared_data = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs ../shared/data")
+SHARED_SETS = ("mnist", "fashion-mnist", "celeba-sample")
+needs_shared_data = pytest.mark.skipif(not all((SHARED_DATA / name).is_dir() for name in SHARED_SETS),
+                                       reason=f"needs ../shared/data with {', '.join(SHARED_SETS)}")
 
 # The CUDA variants of the tests run where a GPU is visible (the lent GPU machine); CI and this CPU machine skip them.
 # They carry the `cuda` mark, so the GPU script runs them alone (`pytest -m cuda`) within a lent machine's minutes.

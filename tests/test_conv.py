@@ -1,6 +1,7 @@
 """The small-map convolution kernels compute what torch's own convolutions do, to first and second order."""
 
 import copy
+import dataclasses
 
 import pytest
 import torch
@@ -10,8 +11,8 @@ from sagan import kernels
 from sagan.kernels.conv import SmallMapConv
 from sagan.models.layers import LayerFactory
 
-# The small-map path for these small layers too (by default it takes only kernels of 2^20 weights or more).
-ANY_KERNEL = kernels.Thresholds(conv_min_weights=0)
+# The small-map path for maps up to 4x4 and kernels of any size (by default only kernels of many weights take it).
+ANY_KERNEL = kernels.Thresholds(conv_max_positions=16, conv_min_weights=0)
 SMALL_MAP = "SmallMapConvBackward"
 
 # (torch's layer, constructor arguments, input shape): D's last convolutions, G's first transposed ones, a 1x1
@@ -90,8 +91,9 @@ def test_larger_maps_and_smaller_kernels_take_torchs_path():
     assert type(down(torch.randn(2, 8, 10, 10)).grad_fn).__name__ != SMALL_MAP  # 5x5 positions
     assert type(up(torch.randn(2, 8, 4, 4)).grad_fn).__name__ == SMALL_MAP
     assert type(up(torch.randn(2, 8, 5, 5)).grad_fn).__name__ != SMALL_MAP
-    kernels.install(down, kernels.THRESHOLDS)
-    kernels.install(up, kernels.THRESHOLDS)  # 8 * 8 * 4 * 4 weights: below the default's minimum
+    at_least = dataclasses.replace(ANY_KERNEL, conv_min_weights=8 * 8 * 4 * 4 + 1)  # one weight more than these have
+    kernels.install(down, at_least)
+    kernels.install(up, at_least)
     assert type(down(torch.randn(2, 8, 8, 8)).grad_fn).__name__ != SMALL_MAP
     assert type(up(torch.randn(2, 8, 4, 4)).grad_fn).__name__ != SMALL_MAP
 

@@ -133,7 +133,8 @@ def kernel_attention(thresholds: kernels.Thresholds) -> SelfAttention:
     # no chunk fits: the fused kernel
     (kernels.Thresholds(attention_cpu_max_scores=0), {FLASH, FLASH + "_backward"}, {"_softmax"}),
     # 2 images at a time, recomputed, softmax written over the scores (`softmax.int_out`)
-    (kernels.Thresholds(attention_cpu_chunk_bytes=2 * 64**2 * 4), {"bmm", "softmax"}, {FLASH, "_softmax_backward_data"}),
+    (kernels.Thresholds(attention_cpu_chunk_bytes=2 * 64**2 * 4), {"bmm", "softmax"},
+     {FLASH, "_softmax_backward_data"}),
     # the whole batch: plain autograd
     (kernels.Thresholds(attention_cpu_chunk_bytes=2**30), {"bmm", "_softmax", "_softmax_backward_data"}, {FLASH}),
 ])
@@ -189,25 +190,33 @@ def test_chunked_attention_in_bfloat16_is_as_close_as_plain_autograd():
         assert (got - want).norm() <= 1.25 * (reference - want).norm()
 
 
+# Chunking rules under stated thresholds (not the tuned defaults): up to 2^20 scores per image in 16 MiB chunks on
+# the CPU; elsewhere whole batches up to 2^18 scores per image and 128 MiB per batch.
+CHUNKS = kernels.Thresholds(attention_cpu_max_scores=2**20, attention_cpu_chunk_bytes=2**24,
+                            attention_max_scores=2**18, attention_max_batch_bytes=2**27)
+
+
 @pytest.mark.parametrize("batch, positions, dtype, expected", [
-    (64, 8 * 8, torch.float32, 64),  # D's small maps: the whole batch at once
+    (64, 8 * 8, torch.float32, 64),  # small maps: the whole batch at once
     (128, 16 * 16, torch.float32, 64),  # 16 MiB of scores per chunk
-    (64, 32 * 32, torch.float32, 4),  # G's 32x32 map: four images' scores at a time in float32
+    (64, 32 * 32, torch.float32, 4),  # a 32x32 map: four images' scores at a time in float32
     (64, 32 * 32, torch.bfloat16, 8),  # ... and eight in bfloat16
-    (64, 64 * 32, torch.float32, 0),  # above 2^20 scores per image: the fused kernel
+    (64, 64 * 32, torch.float32, 0),  # above the scores per image: the fused kernel
     (256, 32 * 32, torch.bfloat16, 8),  # memory bounded by the chunk, not the batch
-    (1, 64 * 64, torch.bfloat16, 0),  # 64x64 maps always take the fused kernel, in memory linear in N
+    (1, 64 * 64, torch.bfloat16, 0),  # however few images
 ])
 def test_attention_chunks_by_speed_and_memory(batch, positions, dtype, expected):
     q = torch.empty(batch, positions, 8, dtype=dtype)
-    assert images_per_chunk(q, q, kernels.THRESHOLDS) == expected
+    assert images_per_chunk(q, q, CHUNKS) == expected
 
 
 def test_other_devices_materialise_whole_batches_or_none():
     q = torch.empty(64, 32 * 32, 8, dtype=torch.bfloat16, device="meta")
-    assert images_per_chunk(q, q, kernels.THRESHOLDS) == 0
-    q = torch.empty(64, 16 * 16, 8, device="meta")
-    assert images_per_chunk(q, q, kernels.THRESHOLDS) == 64
+    assert images_per_chunk(q, q, CHUNKS) == 0  # 2^20 scores per image
+    q = torch.empty(64, 32 * 16, 8, device="meta")
+    assert images_per_chunk(q, q, CHUNKS) == 64  # 2^18 scores per image, 64 MiB for the batch
+    q = torch.empty(256, 32 * 16, 8, device="meta")
+    assert images_per_chunk(q, q, CHUNKS) == 0  # 256 MiB
 
 
 @needs_cuda

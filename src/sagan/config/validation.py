@@ -52,6 +52,8 @@ CONDITIONAL = [
      "train.lr_schedule=exponential or step"),
     ("train.lr_step_size", lambda c: c.train.lr_schedule == "step", "train.lr_schedule=step"),
     ("train.lecam_decay", lambda c: c.train.lecam_weight > 0, "train.lecam_weight > 0"),
+    *[(f"train.{name}", lambda c: c.train.ema_decay > 0, "train.ema_decay > 0")
+      for name in ("ema_rampup", "ema_start")],
     ("train.augment_policy", lambda c: c.train.augment == "diffaugment", "train.augment=diffaugment"),
     *[(f"train.ada_{name}", lambda c: c.train.augment == "ada", "train.augment=ada")
       for name in ("target", "images", "interval")],
@@ -59,7 +61,9 @@ CONDITIONAL = [
     ("train.rollbacks", lambda c: c.train.on_nonfinite == "rollback", "train.on_nonfinite=rollback"),
     ("data.split_seed", lambda c: c.data.test_fraction > 0, "data.test_fraction > 0"),
 ] + [(f"eval.{f.name}", lambda c: c.eval.every > 0 or c.eval.at_end, "eval.every > 0 or eval.at_end")
-     for f in dataclasses.fields(EvalConfig) if f.name not in ("every", "at_end")]
+     for f in dataclasses.fields(EvalConfig) if f.name not in ("every", "at_end")] + [
+    (f"eval.{name}", lambda c: not (c.eval.reference or "").endswith(".npz"),
+     "real images as eval.reference, not a stats .npz") for name in ("split", "reference_samples")]
 
 
 # What a config is for: a training run; a dataset to read (the data section only, e.g. `sagan data info`); or
