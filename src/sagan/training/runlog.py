@@ -62,16 +62,17 @@ class RunLog:
         self.interval, self.interval_start = Sums(), now
         return record
 
-    def end_epoch(self, step: int, epoch: int, epochs: int) -> dict[str, float]:
+    def end_epoch(self, step: int, epoch: int, epochs: int, console: bool = True) -> dict[str, float]:
         """Write the means of every step of the epoch that just ended: a metrics.jsonl record (`<stat>_epoch`)
-        and the line `Epoch: e/E, Generator Loss: x, Discriminator Loss: y` in train.log and on the console."""
+        and the line `Epoch: e/E, Generator Loss: x, Discriminator Loss: y` in train.log and, with `console`, on
+        the console."""
         means = self.epoch.means()
         record = {"step": step, "epoch": epoch} | {f"{key}_epoch": value for key, value in means.items()}
         self.write(record)
         line = (f"Epoch: {epoch}/{epochs}, Generator Loss: {means.get('g_loss', math.nan):.4f}, "
                 f"Discriminator Loss: {means.get('d_loss', math.nan):.4f}")
         self.info(line)
-        if self.writes:
+        if self.writes and console:
             tqdm.write(line)
         self.epoch = Sums()
         return record

@@ -205,7 +205,7 @@ def _train(cfg: Config, run_dir: Path, resume: bool, progress: bool, on_checkpoi
 
                 # Log the epoch that ended, the log interval, write samples, checkpoint.
                 if epoch := epoch_ended(batches_seen, t.n_dis, batches_per_epoch):
-                    log.end_epoch(step, epoch, epochs)
+                    log.end_epoch(step, epoch, epochs, console=t.epochs > 0)  # a run of steps shows its bar
                     if main and t.epoch_sheets:
                         sheet = epoch_sheet(gan.G_ema, real, epoch, epochs)
                         save_png(sheet, run_dir / "samples" / f"epoch-{epoch:04d}.png")
