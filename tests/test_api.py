@@ -1,13 +1,16 @@
 """The Python API the README shows: each command is one call, and the CLI gives the same results."""
 
+import argparse
+import importlib
 import json
+import pkgutil
 
 import numpy as np
 import pytest
 from conftest import COLORS, solid, tiny_config
 
 import sagan
-from sagan.cli import main
+from sagan.cli import build_parser, main
 
 
 @pytest.fixture(scope="module")
@@ -16,6 +19,22 @@ def run(tmp_path_factory):
     result = sagan.train(tiny_config(), out, progress=False)
     assert result.run_dir == out and result.step == 4 and result.main and "d_loss" in result.record
     return out
+
+
+def test_every_command_is_a_call_of_the_package():
+    # The calls behind each command (`sagan presets` lists sagan.config.PRESETS; `preset` gives one).
+    calls = {"train": "train", "generate": "generate", "export": "export", "evaluate": "evaluate",
+             "visualize": "visualize", "app": "app", "report": "report", "bench": "bench", "compare": "compare",
+             "data": "download_data describe_data prepare_data", "presets": "preset"}
+    for module in pkgutil.walk_packages(sagan.__path__, "sagan."):  # a submodule named like a call would replace it
+        if not module.name.endswith("__main__"):
+            importlib.import_module(module.name)
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    assert set(commands) == set(calls)
+    for names in calls.values():
+        for name in names.split():
+            assert name in sagan.__all__ and callable(getattr(sagan, name)), name
 
 
 def test_resolve_config_applies_preset_flags_and_sets_in_order():

@@ -9,7 +9,7 @@ import pytest
 from conftest import browser_page, needs_browser, tiny_config
 
 from sagan import api
-from sagan.app import Studio
+from sagan.webapp import Studio
 from sagan.errors import ConfigError
 
 

@@ -14,7 +14,7 @@ from PIL import Image
 
 from sagan import checkpoints, generate, load_generator
 from sagan.cli import main
-from sagan.export import FORMATS, baked, example_inputs
+from sagan.exporting import FORMATS, baked, example_inputs
 
 
 @pytest.fixture(scope="module", params=[0, 10], ids=["unconditional", "conditional"])

@@ -118,7 +118,7 @@ def _gif(images: np.ndarray, seconds_per_frame: float = 0.1) -> bytes:
 def export(checkpoint: str | Path, fmt: str, out: str | Path) -> list[Path]:
     """Write the EMA generator of a run or checkpoint as `fmt` (onnx, torchscript, safetensors) into folder `out`,
     with generator.json (inputs, output, the config) and MODEL_CARD.md; returns their paths."""
-    from .export import export as export_generator
+    from .exporting import export as export_generator
 
     return export_generator(checkpoint, fmt, out)
 
@@ -138,7 +138,7 @@ def visualize(figure: str, source: str | Path, *, out: str | Path | None = None,
 def app(run: str | Path, host: str = "127.0.0.1", port: int = 7860):
     """The local web app of a run or checkpoint (`sagan app`), listening but not yet serving: call
     `.serve_forever()`; `.address` is its URL."""
-    from .app import make_server
+    from .webapp import make_server
 
     return make_server(run, host, port)
 

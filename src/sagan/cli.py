@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from . import api, checkpoints, data
 from . import config as config_mod
 from .errors import ConfigError, RunError, UserError
-from .export import FORMATS as EXPORT_FORMATS
+from .exporting import FORMATS as EXPORT_FORMATS
 from .metrics.evaluate import BACKBONES, METRICS
 
 # Flags that set one config field each (argparse dest -> config key); a flag left out keeps the preset's value.
