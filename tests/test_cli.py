@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import TINY, error_line
+from conftest import TINY, error_line, make_celeba
 from PIL import Image
 
 from sagan.cli import main
@@ -60,10 +60,31 @@ def test_generate_pngs_and_npz(run_dir, tmp_path):
 
 
 def test_dry_run_prints_the_resolved_config(tmp_path, capsys):
-    assert main(["train", "--preset", "celeba128", "--data-root", str(tmp_path), "--set", "train.lr_g=5e-5",
+    root = make_celeba(tmp_path / "celeba", {i: 0 for i in range(1, 65)})  # one batch of the preset
+    assert main(["train", "--preset", "celeba128", "--data-root", str(root), "--set", "train.lr_g=5e-5",
                  "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "preset: celeba128" in out and f"root: {tmp_path}" in out and "lr_g: 5.0e-05" in out
+    assert "preset: celeba128" in out and f"root: {root}" in out and "lr_g: 5.0e-05" in out
+
+
+def test_dry_run_checks_what_the_run_would_meet_first(tmp_path, capsys):
+    # Whatever --dry-run accepts must train: the run directory, the transfer source and the dataset's files.
+    root = make_celeba(tmp_path / "celeba", {i: 0 for i in range(1, 9)})
+    (tmp_path / "file").write_text("")
+    (tmp_path / "text.pt").write_text("not a checkpoint")
+    tiny = ["--data", "celeba", "--data-root", str(root), "--set", "train.batch_size=8",
+            "--dry-run"]
+    assert main(["train", *tiny]) == 0
+    for args, message in [
+        (["--out", str(tmp_path / "file")], f"run directory {tmp_path / 'file'} exists and is not a folder"),
+        (["--out", ""], "--out: expected a folder, got an empty name"),
+        (["--init-from", str(tmp_path / "text.pt")], "text.pt is truncated or not a sagan checkpoint"),
+        (["--set", "train.batch_size=16"], "has fewer images than one batch (train.batch_size=16)"),
+        (["--data-root", str(tmp_path)], "has no img_align_celeba/ folder"),
+    ]:
+        assert main(["train", *tiny, *args]) == 2
+        assert message in error_line(capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["celeba", "file", "text.pt"]  # nothing written
 
 
 def test_presets_lists_every_preset(capsys):

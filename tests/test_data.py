@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import BLUE, RED, SHARED_DATA, luma, needs_shared_data
+from conftest import BLUE, RED, SHARED_DATA, luma, make_celeba, needs_shared_data
 from PIL import Image, features
 from torch.utils.data import DataLoader
 
@@ -183,19 +183,6 @@ def test_imagefolder_errors_name_the_folder(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- celeba
-
-
-def make_celeba(root: Path, partitions: dict[int, int]) -> Path:
-    """A tiny official layout: image number -> partition; blue 178x178 faces between red bands."""
-    (root / "img_align_celeba").mkdir(parents=True)
-    pixels = np.empty((218, 178, 3), dtype=np.uint8)
-    pixels[:] = RED
-    pixels[20:198] = BLUE
-    for number in partitions:
-        Image.fromarray(pixels).save(root / "img_align_celeba" / f"{number:06d}.jpg", quality=95, subsampling=0)
-    rows = "".join(f"{number:06d}.jpg {part}\r\n" for number, part in partitions.items())
-    (root / "list_eval_partition.txt").write_bytes(rows.encode())
-    return root
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import tiny_config
+from conftest import make_celeba, tiny_config
 from PIL import Image
 
 from sagan import config, data
@@ -147,7 +147,8 @@ def test_resume_mid_epoch_keeps_the_epoch_means_exact(folder, tmp_path):
 
 
 def test_dry_run_prints_the_seed_recipe(tmp_path, capsys):
-    assert main(["train", "--preset", "seed", "--data-root", str(tmp_path), "--dry-run"]) == 0
+    root = make_celeba(tmp_path, {i: 0 for i in range(1, 81)})  # a batch of 64 in its 80% train part
+    assert main(["train", "--preset", "seed", "--data-root", str(root), "--dry-run"]) == 0
     recipe = yaml.safe_load(capsys.readouterr().out)
     assert recipe["data"] | {"root": None} == recipe["data"] | {
         "name": "celeba", "resolution": 128, "test_fraction": 0.2, "split": "train", "root": None}
@@ -159,7 +160,8 @@ def test_dry_run_prints_the_seed_recipe(tmp_path, capsys):
 
 
 def test_a_dataset_without_a_preset_trains_the_paper_recipe(tmp_path, capsys):
-    assert main(["train", "--data", "celeba", "--data-root", str(tmp_path), "--dry-run"]) == 0
+    root = make_celeba(tmp_path, {i: 0 for i in range(1, 65)})
+    assert main(["train", "--data", "celeba", "--data-root", str(root), "--dry-run"]) == 0
     recipe = yaml.safe_load(capsys.readouterr().out)
     assert (recipe["preset"], recipe["model"]["arch"], recipe["data"]["resolution"]) == ("paper", "resnet", 64)
     assert main(["train", "--dry-run"]) == 0  # no arguments: still the demo

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from . import checkpoints
 from . import config as config_mod
@@ -19,10 +18,12 @@ from .errors import ConfigError, require_positive
 from .evaluation import EVALUATION_FIELDS, evaluate
 from .files import atomic_write_bytes
 from .images import save_png
+from .models.base import seeded
 from .runtime import resolve_device
 
-__all__ = ["EVALUATION_FIELDS", "TrainResult", "app", "bench", "compare", "describe_data", "download_data", "evaluate",
-           "export", "generate", "load_comparison", "prepare_data", "report", "resolve_config", "train", "visualize"]
+__all__ = ["EVALUATION_FIELDS", "TrainResult", "app", "bench", "check_train", "compare", "describe_data",
+           "download_data", "evaluate", "export", "generate", "load_comparison", "prepare_data", "report",
+           "resolve_config", "train", "visualize"]
 
 
 def resolve_config(preset: str | None = None, file: str | Path | None = None,
@@ -53,15 +54,30 @@ def train(config: Config | str = "demo", out: str | Path | None = None, *, resum
     from .viz.report import refresher
 
     cfg = resolve_config(config) if isinstance(config, str) else config
-    if resume and out is None:
-        raise ConfigError("resume: name the run directory to continue (out)")
-    run_dir = Path(out if out is not None else f"runs/{cfg.preset or 'run'}-{time.strftime('%Y%m%d-%H%M%S')}")
+    run_dir = _run_dir(cfg, out, resume)
     on_checkpoint = refresher(run_dir) if cfg.train.report else None
     with distributed.process_group(cfg.train.device):
         record = train_loop(cfg, run_dir, resume=resume, progress=progress, on_checkpoint=on_checkpoint)
         main = distributed.is_main()
     step = record["step"] if record else checkpoints.load(run_dir)["step"]  # {}: already at its end
     return TrainResult(run_dir, main, step, record)
+
+
+def check_train(config: Config, out: str | Path | None = None, *, resume: bool = False) -> None:
+    """What `train` checks before it starts, without writing anything (`sagan train --dry-run`): the config, the
+    run directory, `train.init_from` and the dataset's files against the model."""
+    from .training.trainer import preflight
+
+    preflight(config, _run_dir(config, out, resume), resume)
+
+
+def _run_dir(cfg: Config, out: str | Path | None, resume: bool) -> Path:
+    """The run directory `out`, by default runs/PRESET-TIMESTAMP for a new run."""
+    if resume and out is None:
+        raise ConfigError("resume: name the run directory to continue (out)")
+    if out is not None and not str(out).strip():
+        raise ConfigError("--out: expected a folder, got an empty name")
+    return Path(out if out is not None else f"runs/{cfg.preset or 'run'}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
 def generate(checkpoint: str | Path, num: int = 64, *, seed: int = 0, label: int | None = None,
@@ -77,6 +93,8 @@ def generate(checkpoint: str | Path, num: int = 64, *, seed: int = 0, label: int
     from .viz.interpolate import seed_path
 
     require_positive(num=num, batch_size=batch_size, frames=frames)
+    if out is not None and not str(out).strip():
+        raise ConfigError("--out: expected a folder or an .npz file, got an empty name")
     out = Path(out) if out is not None else None
     if out is not None and out.suffix != ".npz" and out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} exists and is not a folder (use a folder or a .npz file name)")
@@ -84,7 +102,7 @@ def generate(checkpoint: str | Path, num: int = 64, *, seed: int = 0, label: int
         raise ConfigError(f"--grid: writes one PNG sheet into a folder, but --out {out} is an .npz file")
     G = checkpoints.load_generator(checkpoint, resolve_device(device), generator)
     if interpolate is None:
-        labels = G.make_labels(num, label, torch.Generator().manual_seed(seed))
+        labels = G.make_labels(num, label, seeded(seed))
         images = G.sample(num, seed=seed, labels=labels, batch_size=batch_size, truncation=truncation)
     else:
         images, labels = seed_path(G, interpolate, frames, truncation, label, batch_size)
@@ -155,6 +173,9 @@ def bench(config: Config | str = "dcgan64", steps: int = 10, warmup: int = 3, co
     """Time `steps` training steps of `config` on synthetic batches (see `sagan.benchmarks.bench_train`)."""
     from .benchmarks import bench_train
 
+    require_positive(steps=steps, **({} if peak_tflops is None else {"peak_tflops": peak_tflops}))
+    if warmup < 0:
+        raise ConfigError(f"--warmup must not be negative, got {warmup}")
     cfg = resolve_config(config, scope="synthetic") if isinstance(config, str) else config
     return bench_train(cfg, steps=steps, warmup=warmup, compare_reference=compare_reference,
                        peak_tflops=peak_tflops, breakdown=breakdown, ops=ops)

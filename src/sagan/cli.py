@@ -51,6 +51,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RunError as e:  # a run stopped: diverged, a write failed, a signal (its checkpoint written)
         print(f"sagan: {e}", file=sys.stderr)
         return e.status
+    except OSError as e:  # a path given that cannot be read or written: a file in the way, no such folder, no room
+        print(f"sagan: error: {e.filename or 'a file'}: {e.strerror or e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("sagan: interrupted", file=sys.stderr)
         return 130
@@ -327,6 +330,7 @@ def run_train(args: argparse.Namespace) -> int:
         raise ConfigError("--resume RUN continues RUN in place: --out does not apply")
     cfg = resolve_config(args)
     if args.dry_run:
+        api.check_train(cfg, args.resume or args.out, resume=bool(args.resume))
         print(config_mod.to_yaml(cfg), end="")
         return 0
     result = api.train(cfg, args.resume or args.out, resume=bool(args.resume), progress=not args.no_progress)

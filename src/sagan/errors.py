@@ -31,7 +31,7 @@ class MissingExtraError(UserError, ImportError):
 def require_positive(**values: int) -> None:
     """Raise a ConfigError naming the first option (as its flag) that is not positive."""
     for name, value in values.items():
-        if value <= 0:
+        if not value > 0:  # nan too
             raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {value}")
 
 

@@ -61,7 +61,8 @@ def reference_stats(evaluator: Evaluator, reference: str, *, data_root=None, spl
         root = str(Path(data_root).expanduser().resolve()) if data_root else None
         source = {"dataset": reference, "root": root, "split": split}
     elif path.is_dir():
-        dataset = data.build("imagefolder", path, resolution=resolution, channels=channels, crop=crop)
+        split = held_out(DataConfig(name="imagefolder", split="train"), split).split
+        dataset = data.build("imagefolder", path, split=split, resolution=resolution, channels=channels, crop=crop)
         # A changed folder is a new source: the files' names, sizes and times are part of the key.
         source = {"folder": str(path.resolve()), "fingerprint": dataset.fingerprint()}
     else:
@@ -87,8 +88,11 @@ def load_images(path: str | os.PathLike) -> np.ndarray:
         files = find_images(path)
         if not files:
             raise DataError(f"--images: no images found under {path}")
-        with Image.open(files[0]) as first:
-            size, channels = first.size[0], 1 if first.mode in ("L", "I;16", "I") else 3
+        try:
+            with Image.open(files[0]) as first:
+                size, channels = first.size[0], 1 if first.mode in ("L", "I;16", "I") else 3
+        except (OSError, SyntaxError, ValueError) as e:
+            raise DataError(f"--images: cannot decode image {files[0]}: {e}") from None
         return np.stack([load_image(f, size, channels) for f in files])
     try:
         with np.load(path, allow_pickle=False) as f:
@@ -119,6 +123,8 @@ def evaluate(checkpoint=None, images=None, *, metrics: str | list[str] | None = 
     if checkpoint and images:
         raise ConfigError("evaluate takes --checkpoint or --images, not both")
     require_positive(num_samples=num_samples, batch_size=batch_size)
+    if reference_samples < 0:
+        raise ConfigError(f"--reference-samples must not be negative (0: all), got {reference_samples}")
     device = resolve_device(device)
     metrics = parse_metrics(metrics or default_metrics(backbone), backbone)
     G, real, step, run_data = None, None, None, None
@@ -134,6 +140,9 @@ def evaluate(checkpoint=None, images=None, *, metrics: str | list[str] | None = 
         size, channels = resolution, 3
         if size is None:
             raise ConfigError("--save-stats without --checkpoint or --images needs --resolution")
+    if "swd" in metrics and resolution and resolution != size:  # its pyramids differ in size and levels
+        raise ConfigError(f"--resolution {resolution}: swd compares images of one size, and those scored are "
+                          f"{size}x{size}")
     evaluator = Evaluator(metrics, backbone, device, inception_weights, vgg16_weights, resize, batch_size,
                           progress=progress, precision=precision)
     stats, against = {}, None

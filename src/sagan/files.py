@@ -20,8 +20,11 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 def atomic_writer(path: str | os.PathLike) -> Iterator[BinaryIO]:
     """A binary file (seekable) that appears at `path`, complete, only when the `with` block ends without an error."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise OSError(e.errno, e.strerror or str(e), str(path)) from e
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes owner-only files; give the usual permissions
         with os.fdopen(fd, "wb") as f:
@@ -32,7 +35,7 @@ def atomic_writer(path: str | os.PathLike) -> Iterator[BinaryIO]:
         _fsync_folder(path.parent)  # the rename itself survives a power cut only once its folder is on disk
     except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, OSError) and e.filename is None:  # a failed write names no file: name the one it was for
+        if isinstance(e, OSError) and e.filename in (None, tmp):  # name the file the write was for, not its temporary
             raise OSError(e.errno, e.strerror or str(e), str(path)) from e
         raise
 

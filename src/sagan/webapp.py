@@ -114,6 +114,8 @@ def handler(studio: Studio) -> type[BaseHTTPRequestHandler]:
 
 def make_server(run: str | Path, host: str = "127.0.0.1", port: int = 7860) -> ThreadingHTTPServer:
     """The app's server for `run` (port 0: any free port); `serve_forever()` runs it."""
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"--port {port}: expected 0-65535 (0: any free port)")
     studio = Studio(run)
     try:
         server = ThreadingHTTPServer((host, port), handler(studio))

@@ -66,7 +66,7 @@ def bench_train(cfg: Config, steps: int = 10, warmup: int = 3, compare_reference
     the operators one step dispatches are counted (`ops.count_ops`).
     """
     t, res = cfg.train, cfg.data.resolution
-    device = resolve_device(t.device)
+    device = resolve_device(t.device, "train.device")
     check_amp(t.amp, device)
     if breakdown and device.type != "cpu":
         raise ConfigError("--breakdown: profiles CPU steps only; on a GPU use torch.profiler with "

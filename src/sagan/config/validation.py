@@ -178,6 +178,7 @@ RANGES = [
      "must be in [0, 1)"),
     (["train.ada_target"], lambda v: -1 < v < 1, "must be in (-1, 1)"),
     (["train.lr_gamma"], lambda v: 0 < v <= 1, "must be in (0, 1]"),
+    (["train.seed", "data.split_seed"], lambda v: 0 <= v < 2**32, "must be in [0, 2^32)"),  # numpy's seeds
 ]
 
 
@@ -200,7 +201,7 @@ def _check_numbers(cfg: Config, in_scope) -> None:
     for keys, test, words in RANGES:
         for key in filter(in_scope, keys):
             value = get_value(cfg, key)
-            if value is not None and not test(value):  # None: auto, decided later
+            if value is not None and not (math.isfinite(value) and test(value)):  # None: auto, decided later
                 raise ConfigError(f"{key}: {words}, got {get_value(cfg, key)}")
 
 

@@ -20,10 +20,14 @@ BOOL_WORDS = {"true": True, "yes": True, "on": True, "1": True, "false": False, 
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML config file (a nested mapping like RUN/config.yaml)."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"config file {path} is a folder; expected a YAML file")
     if not path.is_file():
         raise MissingPathError(f"config file {path} does not exist")
     try:
         data = yaml.safe_load(path.read_text())
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not a text file; expected YAML") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"config file {path} is not valid YAML: {str(e).splitlines()[0]}") from None
     if not isinstance(data, dict):

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 
 PATCH = 7
 PATCHES_PER_IMAGE = 128
@@ -93,7 +93,8 @@ def swd(desc_a: dict[str, np.ndarray], desc_b: dict[str, np.ndarray], seed: int 
     """Sliced Wasserstein distance x 10^3 per level (`swd_{res}`) and their mean (`swd`) between two descriptor
     sets from `SWDDescriptors`, subsampled to the same number of patches."""
     if desc_a.keys() != desc_b.keys():
-        raise ValueError(f"SWD descriptors of different pyramids: {sorted(desc_a)} vs {sorted(desc_b)}")
+        raise ConfigError(f"swd: the images' pyramid has levels {sorted(desc_a)}, the reference's {sorted(desc_b)}; "
+                          f"swd compares images of one size")
     rng = np.random.RandomState(seed)
     levels = {}
     for key, desc in desc_a.items():

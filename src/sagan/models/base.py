@@ -57,7 +57,7 @@ class Generator(Network):
         """Generate `n` images as uint8 NHWC. Latents (and labels, when not given) are drawn on the CPU from `seed`,
         so a seed gives the same images on every device; `truncation` T redraws latent entries with |z| > T.
         Call it on a generator in eval mode."""
-        rng = torch.Generator().manual_seed(seed) if seed is not None else None
+        rng = seeded(seed) if seed is not None else None
         z = truncated_normal((n, self.z_dim), truncation, rng)
         return self.generate(z, self.make_labels(n, labels, rng), batch_size)
 
@@ -86,11 +86,18 @@ class Generator(Network):
         return y.clone()
 
 
+def seeded(seed: int) -> torch.Generator:
+    """A CPU random stream from a seed that a user gave: a whole number in [0, 2^63)."""
+    if not 0 <= seed < 2**63:
+        raise ConfigError(f"seed: {seed} is not in [0, 2^63)")
+    return torch.Generator().manual_seed(seed)
+
+
 def truncated_normal(shape: tuple[int, ...], threshold: float | None = None,
                      rng: torch.Generator | None = None) -> torch.Tensor:
     """Standard normal values; with `threshold` T, entries with |z| > T are redrawn until none is left (the
     truncation trick of BigGAN: less variety, higher fidelity)."""
-    if threshold is not None and threshold <= 0:
+    if threshold is not None and not threshold > 0:  # nan too
         raise ConfigError(f"truncation must be positive, got {threshold}")
     z = torch.randn(shape, generator=rng)
     while threshold is not None and (outside := z.abs() > threshold).any():

@@ -84,7 +84,7 @@ def process_group(device_name: str) -> Iterator[None]:
 
 def local_device(name: str, processes: int | None = None) -> torch.device:
     """This process's device for `train.device`: under torchrun, `cuda` and `auto` mean GPU LOCAL_RANK."""
-    device = resolve_device(name)
+    device = resolve_device(name, "train.device")
     if device.type != "cuda" or not launched():
         return device
     processes = world_size() if processes is None else processes

@@ -37,8 +37,6 @@ def run_lock(run_dir: Path) -> Iterator[None]:
 def writable(run_dir: Path) -> Iterator[None]:
     """Starting a run: an OSError writing `run_dir` (read-only, a file in the way, a full disk) is for the user to
     fix, and said in one line."""
-    if run_dir.exists() and not run_dir.is_dir():
-        raise UserError(f"run directory {run_dir} exists and is not a folder")
     try:
         yield
     except OSError as e:

@@ -40,11 +40,30 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
     checkpoint (`errors.Interrupted`); diverged losses stop it before one (`errors.NonFiniteError`)."""
     validate(cfg)
     run_dir = Path(run_dir)
+    check_run_dir(run_dir, resume)
     with run_lock(run_dir) if distributed.is_main() else contextlib.nullcontext():
-        if not resume and (checkpoints.checkpoint_dir(run_dir) / checkpoints.LATEST).exists():
-            raise UserError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or pick another "
-                            f"--out")
+        check_run_dir(run_dir, resume)  # again: another process may have finished a run there meanwhile
         return _train(cfg, run_dir, resume, progress, on_checkpoint)
+
+
+def preflight(cfg: Config, run_dir: str | Path | None, resume: bool = False) -> None:
+    """What `train` checks before its work, without writing anything: the config, the run directory, the run
+    whose weights it starts from, and the dataset's index (its files listed, not decoded) against the model.
+    `sagan train --dry-run` runs it."""
+    validate(cfg)
+    if run_dir is not None:
+        check_run_dir(Path(run_dir), resume)
+    if cfg.train.init_from and not resume:
+        transfer.load_source(cfg.train.init_from, cfg)
+    check_dataset(cfg, data.from_config(cfg.data))
+
+
+def check_run_dir(run_dir: Path, resume: bool) -> None:
+    """A new run needs a folder (or a path for one) that holds no run."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"run directory {run_dir} exists and is not a folder")
+    if not resume and (checkpoints.checkpoint_dir(run_dir) / checkpoints.LATEST).exists():
+        raise UserError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or pick another --out")
 
 
 def _train(cfg: Config, run_dir: Path, resume: bool, progress: bool, on_checkpoint) -> dict:

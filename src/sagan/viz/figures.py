@@ -12,6 +12,7 @@ from ..config import data_flags, from_dict, set_value
 from ..errors import ConfigError, require_positive
 from ..files import atomic_write_bytes
 from ..images import save_png
+from ..models.base import seeded
 from ..runtime import resolve_device
 from . import attention, curves, interpolate, saliency, sheets
 
@@ -83,7 +84,7 @@ def saliency_maps(checkpoint, *, num: int = 8, block: str | None = None, target_
     if images == "real":
         pictures, labels, _ = _real_images(state, num, seed, data_name, data_root)
     else:
-        labels = G.make_labels(num, None, torch.Generator().manual_seed(seed + 1))
+        labels = G.make_labels(num, None, seeded(seed + 1))
         pictures = G.sample(num, seed, labels)
     title = f"D on {images} images, step {state['step']:,}"
     return {"saliency": saliency.figure(D, pictures, labels, block, target_class, title)}

@@ -9,7 +9,7 @@ from torch import nn
 
 from ..images import make_grid
 from ..models import Generator
-from ..models.base import truncated_normal
+from ..models.base import seeded, truncated_normal
 
 
 def slerp(z0: torch.Tensor, z1: torch.Tensor, t: float) -> torch.Tensor:
@@ -27,7 +27,7 @@ def slerp(z0: torch.Tensor, z1: torch.Tensor, t: float) -> torch.Tensor:
 def latent_rows(G: Generator, pairs: int, steps: int, seed: int = 0) -> np.ndarray:
     """A grid with one row per pair of random latents, `steps` images from one to the other (same class per row
     for a conditional model)."""
-    rng = torch.Generator().manual_seed(seed)
+    rng = seeded(seed)
     z0, z1 = torch.randn(2, pairs, G.z_dim, generator=rng)
     z = torch.stack([slerp(z0, z1, t) for t in torch.linspace(0, 1, steps).tolist()], dim=1).flatten(0, 1)
     labels = G.make_labels(pairs, None, rng)
@@ -39,16 +39,16 @@ def seed_path(G: Generator, seeds: tuple[int, int], frames: int, truncation: flo
               label: int | None = None, batch_size: int = 64) -> tuple[np.ndarray, torch.Tensor | None]:
     """`frames` images along the spherical path from seed A's latent to seed B's (the latents G.sample draws for
     those seeds), and their one class (`label`, or seed A's) when conditional."""
-    ends = [truncated_normal((1, G.z_dim), truncation, torch.Generator().manual_seed(s)) for s in seeds]
+    ends = [truncated_normal((1, G.z_dim), truncation, seeded(s)) for s in seeds]
     z = torch.cat([slerp(ends[0], ends[1], t) for t in torch.linspace(0, 1, frames).tolist()])
-    labels = G.make_labels(1, label, torch.Generator().manual_seed(seeds[0]))
+    labels = G.make_labels(1, label, seeded(seeds[0]))
     labels = None if labels is None else labels.expand(frames).clone()
     return G.generate(z, labels, batch_size), labels
 
 
 def class_pairs(num_classes: int, pairs: int, seed: int = 0) -> list[tuple[int, int]]:
     """`pairs` random (from, to) pairs of different classes."""
-    rng = torch.Generator().manual_seed(seed)
+    rng = seeded(seed)
     start = torch.randint(num_classes, (pairs,), generator=rng)
     end = (start + torch.randint(1, num_classes, (pairs,), generator=rng)) % num_classes
     return list(zip(start.tolist(), end.tolist()))
@@ -57,7 +57,7 @@ def class_pairs(num_classes: int, pairs: int, seed: int = 0) -> list[tuple[int, 
 def class_rows(G: Generator, classes: list[tuple[int, int]], steps: int, seed: int = 0) -> np.ndarray:
     """A grid with one row per (from, to) pair of classes: one latent per row, its class embedding blended from
     the first class to the second in `steps` steps."""
-    rng = torch.Generator().manual_seed(seed)
+    rng = seeded(seed)
     z = torch.randn(len(classes), G.z_dim, generator=rng).repeat_interleave(steps, dim=0)
     start, end = (torch.tensor(c).repeat_interleave(steps) for c in zip(*classes))
     t = torch.linspace(0, 1, steps).repeat(len(classes))

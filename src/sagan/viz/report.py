@@ -19,6 +19,7 @@ from PIL import Image
 from .. import checkpoints
 from ..config import from_dict, to_yaml
 from ..files import atomic_write_text
+from ..models.base import seeded
 from . import attention, card, curves, layout, saliency
 
 REPORT = "report.html"
@@ -34,7 +35,7 @@ def write_report(run_dir: str | Path, num_images: int = 4, grid: int = 16, seed:
     G, D = checkpoints.networks(state)
     records = curves.read_metrics(run_dir, missing_ok=True)
     title = run_dir.resolve().name
-    labels = G.make_labels(num_images, None, torch.Generator().manual_seed(seed + 1))
+    labels = G.make_labels(num_images, None, seeded(seed + 1))
     with attention.Recorder(G) as g_maps:
         images = G.sample(num_images, seed, labels)
     explorer, sprites = explorer_data(images, labels, g_maps.maps, D, grid)
