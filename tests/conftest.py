@@ -1,6 +1,7 @@
 """Shared test helpers."""
 
 import contextlib
+import gzip
 import io
 import shutil
 from pathlib import Path
@@ -156,4 +157,22 @@ def make_celeba(root: Path, partitions: dict[int, int]) -> Path:
         Image.fromarray(pixels).save(root / "img_align_celeba" / f"{number:06d}.jpg", quality=95, subsampling=0)
     rows = "".join(f"{number:06d}.jpg {part}\r\n" for number, part in partitions.items())
     (root / "list_eval_partition.txt").write_bytes(rows.encode())
+    return root
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """An IDX file (MNIST's format), gzipped for a .gz path."""
+    from sagan.data import idx
+
+    data = idx.encode(array)
+    path.write_bytes(gzip.compress(data) if path.suffix == ".gz" else data)
+
+
+def make_mnist(root: Path, train: int, test: int = 1) -> Path:
+    """MNIST's four IDX files with `train` and `test` random digits in `root`."""
+    rng = np.random.default_rng(3)
+    root.mkdir(parents=True, exist_ok=True)
+    for prefix, n in (("train", train), ("t10k", test)):
+        write_idx(root / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
+        write_idx(root / f"{prefix}-labels-idx1-ubyte.gz", rng.integers(0, 10, n, dtype=np.uint8))
     return root

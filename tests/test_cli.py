@@ -174,3 +174,42 @@ def test_the_console_entry_point_reports_errors_without_traceback():
     assert result.returncode == 2
     assert result.stderr.strip() == f"sagan: error: unknown preset 'nope'; choose from {', '.join(PRESETS)}"
     assert list(PRESETS)[:4] == ["demo", "paper", "seed", "dcgan64"] and "sngan" in PRESETS
+
+
+def test_mistakes_with_a_run_are_one_line_and_exit_2(run_dir, tmp_path, capsys):
+    # Each once a traceback: paths that cannot be read or written, values out of range, files of the wrong kind.
+    file, folder, images = tmp_path / "file", tmp_path / "folder", tmp_path / "images"
+    file.write_text("")
+    folder.mkdir()
+    images.mkdir()
+    (images / "0.png").write_text("not an image")
+    ckpt = str(run_dir / "checkpoints" / "latest.pt")
+    run, gen = str(run_dir), ["generate", "--checkpoint", str(run_dir), "--num", "2", "--out", str(tmp_path / "g")]
+    swd = ["evaluate", "--checkpoint", run, "--backbone", "swd", "--num-samples", "8", "--no-progress"]
+    cases = [
+        ([*gen, "--out", f"{file}/x.npz"], f"sagan: error: {file}/x.npz: {file} is not a folder"),
+        (["export", run, "--format", "safetensors", "--out", f"{file}/sub"], f"{file}/sub"),
+        (["visualize", "samples", "--checkpoint", run, "--out", f"{file}/sub"], f"{file}/sub"),
+        ([*gen, "--device", "tpu"], "sagan: error: --device: 'tpu' is not a device (auto, cpu, cuda or cuda:N)"),
+        ([*gen, "--seed", str(2**70)], f"seed: {2**70} is not in [0, 2^63)"),
+        ([*gen, "--truncation", "nan"], "truncation must be positive, got nan"),
+        (["train", "--config", ckpt, "--dry-run"], f"config file {ckpt} is not a text file; expected YAML"),
+        (["train", "--config", str(folder), "--dry-run"], f"config file {folder} is a folder; expected a YAML file"),
+        (["train", "--seed", "-1", "--dry-run"], "train.seed: must be in [0, 2^32), got -1"),
+        (["train", "--set", "train.lr_g=inf", "--dry-run"], "train.lr_g: must be positive, got inf"),
+        (["train", "--set", "model.g_attention=[16,", "--dry-run"], "model.g_attention expects a list of integers"),
+        (["train", "--set", "version=5", "--dry-run"], "--set version: recorded by sagan, not set"),
+        (["train", "--set", "preset=nope", "--dry-run"], "--set preset: recorded by sagan, not set (choose one"),
+        (["app", run, "--port", "70000"], "--port 70000: expected 0-65535 (0: any free port)"),
+        (["bench", "train", "--preset", "demo", "--steps", "0"], "--steps must be positive, got 0"),
+        (["evaluate", "--images", str(images), "--backbone", "swd", "--reference", str(images)],
+         f"--images: cannot decode image {images / '0.png'}"),
+        ([*swd, "--reference", str(images), "--resolution", "64"],
+         "--resolution 64: swd compares images of one size, and those scored are 32x32"),
+        ([*swd, "--reference-samples", "-1"], "--reference-samples must not be negative (0: all), got -1"),
+        ([*swd, "--reference", str(images), "--split", "test"], "imagefolder has no split 'test'"),
+    ]
+    for args, message in cases:
+        assert main(args) == 2, args
+        assert message in error_line(capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "folder", "images"]

@@ -10,7 +10,7 @@ import signal
 
 import numpy as np
 import pytest
-from conftest import browser_page, error_line, needs_browser
+from conftest import browser_page, error_line, make_mnist, needs_browser
 from PIL import Image
 
 import sagan
@@ -167,7 +167,8 @@ def test_the_packaged_specs_are_valid_and_the_cli_lists_their_runs(tmp_path, cap
     assert {r.config.train.max_minutes for r in ablation.runs} == {2}
     assert [(r.config.model.g_attention, r.config.model.d_attention) for r in ablation.runs[::2]][:3] == [
         ([], []), ([16], []), ([], [16])]
-    assert main(["compare", "baselines", "--out", str(tmp_path / "c"), "--data-root", str(tmp_path), "--seeds", "4",
+    root = make_mnist(tmp_path / "fashion-mnist", train=128)  # a batch of each baseline
+    assert main(["compare", "baselines", "--out", str(tmp_path / "c"), "--data-root", str(root), "--seeds", "4",
                  "--max-minutes", "3", "--dry-run"]) == 0
     printed = capsys.readouterr().out
     assert printed.startswith("baselines: 4 variants x 1 seeds = 4 runs, budget {'minutes': 3.0}")
@@ -182,6 +183,18 @@ def test_cli_mistakes_exit_2_with_one_line(tmp_path, capsys):
     spec.write_text(json.dumps(SPEC | {"budget": {"steps": 20, "epochs": 1}}))
     assert main(["compare", str(spec), "--out", str(tmp_path / "o")]) == 2
     assert error_line(capsys) == "sagan: error: spec s: budget: give steps or epochs, not both"
+    # Found before anything is written, by --dry-run too: an OUT holding a training run, a run's empty dataset.
+    spec.write_text(json.dumps(SPEC))
+    trained = tmp_path / "trained" / "checkpoints" / "latest.pt"
+    trained.parent.mkdir(parents=True)
+    trained.write_bytes(b"")
+    for dry_run in ([], ["--dry-run"]):
+        assert main(["compare", str(spec), "--out", str(trained.parents[1]), *dry_run]) == 2
+        assert error_line(capsys).endswith("trained holds a training run; a comparison needs a folder of its own")
+        assert main(["compare", str(spec), "--out", str(tmp_path / "o"), "--data", "mnist", "--data-root",
+                     str(make_mnist(tmp_path / "mnist", train=4)), *dry_run]) == 2
+        assert "has fewer images than one batch (train.batch_size=8)" in error_line(capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mnist", "s.yaml", "trained"]
 
 
 def test_a_run_directory_of_another_config_is_refused(compared, tmp_path):

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import BLUE, RED, SHARED_DATA, luma, make_celeba, needs_shared_data
+from conftest import BLUE, RED, SHARED_DATA, luma, make_celeba, needs_shared_data, write_idx
 from PIL import Image, features
 from torch.utils.data import DataLoader
 
@@ -254,11 +254,6 @@ def test_real_celeba_sample():
 
 
 # ---------------------------------------------------------------------------------------------- mnist
-
-
-def write_idx(path: Path, array: np.ndarray) -> None:
-    data = idx.encode(array)
-    path.write_bytes(gzip.compress(data) if path.suffix == ".gz" else data)
 
 
 @pytest.fixture

@@ -21,9 +21,9 @@ from .images import save_png
 from .models.base import seeded
 from .runtime import resolve_device
 
-__all__ = ["EVALUATION_FIELDS", "TrainResult", "app", "bench", "check_train", "compare", "describe_data",
-           "download_data", "evaluate", "export", "generate", "load_comparison", "prepare_data", "report",
-           "resolve_config", "train", "visualize"]
+__all__ = ["EVALUATION_FIELDS", "TrainResult", "app", "bench", "check_compare", "check_train", "compare",
+           "describe_data", "download_data", "evaluate", "export", "generate", "load_comparison", "prepare_data",
+           "report", "resolve_config", "train", "visualize"]
 
 
 def resolve_config(preset: str | None = None, file: str | Path | None = None,
@@ -189,6 +189,14 @@ def load_comparison(spec: str | Path | dict, *, overrides: Mapping[str, Any] | N
 
     return load(spec, overrides=dict(overrides or {}), seeds=list(seeds) if seeds is not None else None,
                 budget=dict(budget) if budget else None)
+
+
+def check_compare(spec, out: str | Path) -> None:
+    """What `compare` checks before it writes anything (`sagan compare --dry-run`): `out`, and every run of the
+    loaded `spec` as `check_train` checks one."""
+    from .experiments import check
+
+    check(spec, Path(out))
 
 
 def compare(spec, out: str | Path, *, progress: bool = True, log=print, **options) -> Path:

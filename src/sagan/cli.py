@@ -451,6 +451,7 @@ def run_compare(args: argparse.Namespace) -> int:
                                             ("minutes", args.max_minutes)) if value is not None}
     spec = api.load_comparison(args.spec, overrides=overrides, seeds=args.seeds, budget=budget or None)
     if args.dry_run:
+        api.check_compare(spec, args.out)
         print(f"{spec.name}: {len(spec.variants)} variants x {len(spec.seeds)} seeds = {len(spec.runs)} runs, "
               f"budget {spec.source['budget']}, each config valid")
         for run in spec.runs:

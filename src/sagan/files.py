@@ -1,5 +1,6 @@
 """Atomic file writes (a reader never sees a half-written file, even if the writer is killed) and the cache folder."""
 
+import errno
 import hashlib
 import json
 import os
@@ -23,6 +24,8 @@ def atomic_writer(path: str | os.PathLike) -> Iterator[BinaryIO]:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except FileExistsError as e:  # mkdir met a file where a folder of the path should be
+        raise NotADirectoryError(errno.ENOTDIR, f"{e.filename} is not a folder", str(path)) from e
     except OSError as e:
         raise OSError(e.errno, e.strerror or str(e), str(path)) from e
     try:

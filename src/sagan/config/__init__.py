@@ -91,6 +91,9 @@ def resolve(preset_name: str | None = None, file: str | Path | None = None, flag
     one_length(cfg, flags or {})
     for assignment in sets:
         key, value = parse_assignment(assignment)
+        if key in ("version", "preset"):  # what the run records of itself, not options
+            raise ConfigError(f"--set {key}: recorded by sagan, not set" + (" (choose one with --preset)"
+                                                                            if key == "preset" else ""))
         if scope == "data" and not key.startswith("data."):
             raise ConfigError(f"--set {key}: this command reads a dataset and takes data.* keys only")
         set_value(cfg, key, value)

@@ -162,6 +162,8 @@ def _coerce(value: Any, field_type: Any, key: str, source: str) -> Any:
             raise fail from None
     if field_type in (list[int], list[str]):
         if text is not None:
+            if text.startswith(("[", "(")) != text.endswith(("]", ")")):  # an unclosed list is a typing slip
+                raise fail
             text = text.strip("[]() ")
             value = [part for part in text.replace(",", " ").split()] if text else []
         if not isinstance(value, (list, tuple)):

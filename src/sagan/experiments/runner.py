@@ -21,7 +21,7 @@ from ..files import atomic_write_text
 from ..images import save_png
 from ..metrics.evaluate import headlines
 from ..models import attention_layers
-from ..training.trainer import train
+from ..training.trainer import preflight, train
 from ..viz import curves, figures, sheets
 from ..viz.report import refresher
 from . import page, results
@@ -35,8 +35,7 @@ def compare(spec: Spec, out: str | Path, *, progress: bool = True, log: Callable
     """Train and evaluate every run of `spec` (see `spec.load`) under `out`, then write the table and the page;
     returns index.html."""
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} exists and is not a folder")
+    check(spec, out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "spec.yaml", yaml.safe_dump(spec.source, sort_keys=False))
     for i, run in enumerate(spec.runs, 1):
@@ -52,6 +51,19 @@ def compare(spec: Spec, out: str | Path, *, progress: bool = True, log: Callable
     results.write_markdown(spec, rows, out / "results.md")
     page.write(spec, rows, out, draw_figures(spec, out))
     return out / "index.html"
+
+
+def check(spec: Spec, out: Path) -> None:
+    """What `compare` checks before it writes anything: OUT, and every run as `train` checks it (each dataset's
+    files listed once)."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} exists and is not a folder")
+    if (checkpoints.checkpoint_dir(out) / checkpoints.LATEST).exists():
+        raise ConfigError(f"--out {out} holds a training run; a comparison needs a folder of its own")
+    listed = {}
+    for run in spec.runs:  # a run directory holding a run is resumed: its config is checked then
+        key = repr(run.config.data)
+        listed[key] = preflight(run.config, out / "runs" / run.name, resume=True, dataset=listed.get(key))
 
 
 def config_record(run: Run) -> dict[str, Any]:

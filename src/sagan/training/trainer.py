@@ -46,16 +46,18 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
         return _train(cfg, run_dir, resume, progress, on_checkpoint)
 
 
-def preflight(cfg: Config, run_dir: str | Path | None, resume: bool = False) -> None:
+def preflight(cfg: Config, run_dir: str | Path | None, resume: bool = False, dataset=None):
     """What `train` checks before its work, without writing anything: the config, the run directory, the run
-    whose weights it starts from, and the dataset's index (its files listed, not decoded) against the model.
-    `sagan train --dry-run` runs it."""
+    whose weights it starts from, and the dataset's index (its files listed, not decoded; or `dataset`, already
+    listed) against the model; returns the dataset. `sagan train --dry-run` runs it."""
     validate(cfg)
     if run_dir is not None:
         check_run_dir(Path(run_dir), resume)
     if cfg.train.init_from and not resume:
         transfer.load_source(cfg.train.init_from, cfg)
-    check_dataset(cfg, data.from_config(cfg.data))
+    dataset = data.from_config(cfg.data) if dataset is None else dataset
+    check_dataset(cfg, dataset)
+    return dataset
 
 
 def check_run_dir(run_dir: Path, resume: bool) -> None:
