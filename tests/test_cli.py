@@ -181,6 +181,7 @@ def test_mistakes_with_a_run_are_one_line_and_exit_2(run_dir, tmp_path, capsys):
     file, folder, images = tmp_path / "file", tmp_path / "folder", tmp_path / "images"
     file.write_text("")
     folder.mkdir()
+    (folder / "metrics.jsonl").write_text("{not json\n")
     images.mkdir()
     (images / "0.png").write_text("not an image")
     ckpt = str(run_dir / "checkpoints" / "latest.pt")
@@ -193,6 +194,8 @@ def test_mistakes_with_a_run_are_one_line_and_exit_2(run_dir, tmp_path, capsys):
         ([*gen, "--device", "tpu"], "sagan: error: --device: 'tpu' is not a device (auto, cpu, cuda or cuda:N)"),
         ([*gen, "--seed", str(2**70)], f"seed: {2**70} is not in [0, 2^63)"),
         ([*gen, "--truncation", "nan"], "truncation must be positive, got nan"),
+        ([*gen, "--num", "5", "--interpolate", "1", "2"], "--num: an interpolation has --frames images, not --num"),
+        (["visualize", "curves", str(folder)], f"{folder / 'metrics.jsonl'} holds no records yet: nothing to draw"),
         (["train", "--config", ckpt, "--dry-run"], f"config file {ckpt} is not a text file; expected YAML"),
         (["train", "--config", str(folder), "--dry-run"], f"config file {folder} is a folder; expected a YAML file"),
         (["train", "--seed", "-1", "--dry-run"], "train.seed: must be in [0, 2^32), got -1"),

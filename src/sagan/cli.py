@@ -351,6 +351,8 @@ def run_train(args: argparse.Namespace) -> int:
 def run_generate(args: argparse.Namespace) -> int:
     if args.frames != 8 and not args.interpolate:
         raise ConfigError("--frames: applies only with --interpolate")
+    if args.num != 64 and args.interpolate:
+        raise ConfigError("--num: an interpolation has --frames images, not --num")
     images, _ = api.generate(args.checkpoint, args.num, seed=args.seed, label=args.label, truncation=args.truncation,
                              grid=args.grid, interpolate=args.interpolate, frames=args.frames,
                              batch_size=args.batch_size, device=args.device, out=args.out, generator=args.generator)

@@ -151,16 +151,22 @@ def download(name: str, root: str | os.PathLike, mirrors: tuple[str, ...] | None
     root = Path(root).expanduser()
     if root.exists() and not root.is_dir():
         raise DataError(f"data root {root} is not a folder")
+    created = not root.exists()
     root.mkdir(parents=True, exist_ok=True)
     paths = []
-    for filename, md5 in source.files.items():
-        path = root / filename
-        fetched = not (path.is_file() and file_digest(path, "md5") == md5)
-        if fetched:
-            fetch(filename, md5, mirrors or source.mirrors, path, progress)
-        if source.archive_folder and (fetched or not (root / source.archive_folder).is_dir()):
-            unpack(path, root, source.archive_folder)
-        paths.append(path)
+    try:
+        for filename, md5 in source.files.items():
+            path = root / filename
+            fetched = not (path.is_file() and file_digest(path, "md5") == md5)
+            if fetched:
+                fetch(filename, md5, mirrors or source.mirrors, path, progress)
+            if source.archive_folder and (fetched or not (root / source.archive_folder).is_dir()):
+                unpack(path, root, source.archive_folder)
+            paths.append(path)
+    except BaseException:
+        if created and not any(root.iterdir()):  # a failed first download leaves no empty folder behind
+            root.rmdir()
+        raise
     return paths
 
 

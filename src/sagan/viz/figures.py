@@ -9,7 +9,7 @@ import torch
 
 from .. import checkpoints, data
 from ..config import data_flags, from_dict, set_value
-from ..errors import ConfigError, require_positive
+from ..errors import ConfigError, DataError, require_positive
 from ..files import atomic_write_bytes
 from ..images import save_png
 from ..models.base import seeded
@@ -104,8 +104,10 @@ def interpolations(checkpoint, *, steps: int = 8, pairs: int = 4, seed: int = 0,
 def training_curves(run_dir) -> Figures:
     """Training curves from RUN/metrics.jsonl (needs the viz extra)."""
     run_dir = Path(run_dir)
-    return {f"curves-{name}": png for name, png in curves.figures(curves.read_metrics(run_dir),
-                                                                 run_dir.resolve().name).items()}
+    records = curves.read_metrics(run_dir)
+    if not records:
+        raise DataError(f"{run_dir / 'metrics.jsonl'} holds no records yet: nothing to draw")
+    return {f"curves-{name}": png for name, png in curves.figures(records, run_dir.resolve().name).items()}
 
 
 FIGURES: dict[str, Callable[..., Figures]] = {
