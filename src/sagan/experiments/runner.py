@@ -61,9 +61,10 @@ def check(spec: Spec, out: Path) -> None:
     if (checkpoints.checkpoint_dir(out) / checkpoints.LATEST).exists():
         raise ConfigError(f"--out {out} holds a training run; a comparison needs a folder of its own")
     listed = {}
-    for run in spec.runs:  # a run directory holding a run is resumed: its config is checked then
-        key = repr(run.config.data)
-        listed[key] = preflight(run.config, out / "runs" / run.name, resume=True, dataset=listed.get(key))
+    for run in spec.runs:
+        run_dir, key = out / "runs" / run.name, repr(run.config.data)
+        resume = (checkpoints.checkpoint_dir(run_dir) / checkpoints.LATEST).is_file()  # as `compare` decides
+        listed[key] = preflight(run.config, run_dir, resume, dataset=listed.get(key))
 
 
 def config_record(run: Run) -> dict[str, Any]:
