@@ -179,6 +179,9 @@ def test_the_packaged_specs_are_valid_and_the_cli_lists_their_runs(tmp_path, cap
 def test_cli_mistakes_exit_2_with_one_line(tmp_path, capsys):
     assert main(["compare", "nonesuch", "--out", str(tmp_path)]) == 2
     assert "spec 'nonesuch' is neither a YAML file nor a packaged spec" in error_line(capsys)
+    (tmp_path / "list.yaml").write_text("[1, 2]\n")
+    assert main(["compare", str(tmp_path / "list.yaml"), "--out", str(tmp_path / "o")]) == 2
+    assert error_line(capsys).startswith(f"sagan: error: spec file {tmp_path / 'list.yaml'} must hold a mapping of ")
     spec = tmp_path / "s.yaml"
     spec.write_text(json.dumps(SPEC | {"budget": {"steps": 20, "epochs": 1}}))
     assert main(["compare", str(spec), "--out", str(tmp_path / "o")]) == 2
@@ -194,7 +197,7 @@ def test_cli_mistakes_exit_2_with_one_line(tmp_path, capsys):
         assert main(["compare", str(spec), "--out", str(tmp_path / "o"), "--data", "mnist", "--data-root",
                      str(make_mnist(tmp_path / "mnist", train=4)), *dry_run]) == 2
         assert "has fewer images than one batch (train.batch_size=8)" in error_line(capsys)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["mnist", "s.yaml", "trained"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["list.yaml", "mnist", "s.yaml", "trained"]
 
 
 def test_a_run_directory_of_another_config_is_refused(compared, tmp_path):

@@ -17,21 +17,23 @@ from .fields import VERSION, Config
 
 BOOL_WORDS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
 
-def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML config file (a nested mapping like RUN/config.yaml)."""
+def load_yaml(path: str | Path, what: str = "config file",
+              holds: str = "a mapping of sections (model, data, train)") -> dict[str, Any]:
+    """Read a YAML file that `holds` a mapping (by default a config like RUN/config.yaml); `what` names it in
+    errors."""
     path = Path(path)
     if path.is_dir():
-        raise ConfigError(f"config file {path} is a folder; expected a YAML file")
+        raise ConfigError(f"{what} {path} is a folder; expected a YAML file")
     if not path.is_file():
-        raise MissingPathError(f"config file {path} does not exist")
+        raise MissingPathError(f"{what} {path} does not exist")
     try:
         data = yaml.safe_load(path.read_text())
     except UnicodeDecodeError:
-        raise ConfigError(f"config file {path} is not a text file; expected YAML") from None
+        raise ConfigError(f"{what} {path} is not a text file; expected YAML") from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"config file {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+        raise ConfigError(f"{what} {path} is not valid YAML: {str(e).splitlines()[0]}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a mapping of sections (model, data, train)")
+        raise ConfigError(f"{what} {path} must hold {holds}")
     return data
 
 

@@ -71,7 +71,7 @@ def read(spec: str | Path | dict) -> tuple[str, dict[str, Any]]:
             raise ConfigError(f"spec '{spec}' is neither a YAML file nor a packaged spec ({', '.join(packaged())})")
         text = resources.files(__package__).joinpath("specs", f"{spec}.yaml").read_text()
         return str(spec), yaml.safe_load(text)
-    return path.stem, config_mod.load_yaml(path)
+    return path.stem, config_mod.load_yaml(path, "spec file", f"a mapping of {', '.join(SPEC_KEYS)}")
 
 
 def load(spec: str | Path | dict, *, overrides: dict[str, Any] | None = None, seeds: list[int] | None = None,
