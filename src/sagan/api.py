@@ -173,7 +173,9 @@ def bench(config: Config | str = "dcgan64", steps: int = 10, warmup: int = 3, co
     """Time `steps` training steps of `config` on synthetic batches (see `sagan.benchmarks.bench_train`)."""
     from .benchmarks import bench_train
 
-    require_positive(steps=steps, **({} if peak_tflops is None else {"peak_tflops": peak_tflops}))
+    require_positive(steps=steps)
+    if peak_tflops is not None:
+        require_positive(peak_tflops=peak_tflops)
     if warmup < 0:
         raise ConfigError(f"--warmup must not be negative, got {warmup}")
     cfg = resolve_config(config, scope="synthetic") if isinstance(config, str) else config

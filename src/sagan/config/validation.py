@@ -17,7 +17,7 @@ from ..metrics.evaluate import BACKBONES as EVAL_BACKBONES
 from ..metrics.evaluate import headlines, parse_metrics
 from ..models import ATTENTION, BACKBONES, INITS, POSITIONS, build_discriminator, build_generator
 from ..optim import SCHEDULES
-from ..runtime import PRECISIONS
+from ..runtime import PRECISIONS, resolve_device
 from .fields import Config, EvalConfig
 from .values import get_value
 
@@ -208,9 +208,7 @@ def _check_numbers(cfg: Config, in_scope) -> None:
 def check_environment(cfg: Config, scope: str = "run") -> None:
     """What `validate` cannot know from the config alone: that the device and (but for synthetic data) the data
     folder exist here."""
-    device = cfg.train.device
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"train.device: '{device}' requested but CUDA is not available here (use cpu or auto)")
+    resolve_device(cfg.train.device, "train.device")
     if cfg.data.root and data.DATASETS[cfg.data.name].needs_root and scope != "synthetic":
         root = Path(cfg.data.root).expanduser()
         if not root.exists():
